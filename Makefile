@@ -1,0 +1,41 @@
+# One command per task; CI calls the same targets. `make help` lists them.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+LEARNFLOW := $(BIN)/learnflow
+PYTEST := $(BIN)/python -m pytest
+
+.DEFAULT_GOAL := help
+.PHONY: help bootstrap up down status test test-unit test-integration lint bench
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+bootstrap: ## Install Debian packages, the Python virtualenv and the Kafka jars (idempotent)
+	@scripts/bootstrap.sh
+
+up: bootstrap ## Start Kafka, Redis, PostgreSQL, Ray and the Serve app; print the URLs
+	@$(LEARNFLOW) up
+
+down: ## Stop everything `make up` started
+	@if [ -x $(LEARNFLOW) ]; then $(LEARNFLOW) down; else echo "nothing to stop (no $(VENV))"; fi
+
+status: ## Show each component: running or not, pid, port, URL
+	@$(LEARNFLOW) status
+
+test: bootstrap ## Run every test: unit, then integration against the real services
+	@scripts/test.sh
+
+test-unit: bootstrap ## Unit tests only (no services)
+	@$(PYTEST) tests/unit
+
+test-integration: bootstrap ## Integration tests against the running platform (`make up` first)
+	@$(PYTEST) tests/integration
+
+lint: bootstrap ## ruff (lint + format check) and mypy
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
+
+bench: bootstrap ## Run every benchmark and print its figures
+	@echo "no benchmarks defined yet"

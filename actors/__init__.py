@@ -1,0 +1,1 @@
+"""Stateful Ray actors: one ``StudentShard`` per Kafka partition and its checkpoint stores."""

@@ -1,0 +1,1 @@
+"""Kafka adapters: topic administration, the event producer and (later) the consumer deployment."""

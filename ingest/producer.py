@@ -1,0 +1,110 @@
+"""The idempotent event producer: one place that knows how LearnFlow writes to Kafka."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from ingest.exceptions import DeliveryError
+from learnflow.deadline import Deadline
+from learnflow.events import LearningEvent
+from learnflow.settings import KafkaSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where the broker stored an event: read-your-writes waits for this offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
+    """The producer contract of DESIGN.md: idempotent, ``acks=all``, Java-compatible placement."""
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": settings.client_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        # murmur2 on the key, as Kafka's Java producer: both place a student on the same partition.
+        "partitioner": "murmur2_random",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        **overrides,
+    }
+
+
+class EventProducer:
+    """Writes learning events keyed by ``student_id`` and reports where each one landed.
+
+    Thread-safe (librdkafka's producer is); create one per process and ``close()`` it on shutdown.
+    """
+
+    def __init__(self, settings: KafkaSettings, topic: str | None = None) -> None:
+        self._producer = Producer(producer_config(settings))
+        self.topic = topic or settings.events_topic
+
+    def publish(self, event: LearningEvent, deadline: Deadline) -> Delivery:
+        """Send one event and wait for the broker's acknowledgement."""
+        return self.publish_many([event], deadline)[0]
+
+    def publish_many(self, events: Sequence[LearningEvent], deadline: Deadline) -> list[Delivery]:
+        """Send events in order and wait until every one is acknowledged.
+
+        Events of one student keep their order (idempotent producer). Raises ``DeliveryError``
+        naming the first failed event when the deadline passes or the broker refuses one.
+        """
+        results: list[Delivery | KafkaError | None] = [None] * len(events)
+
+        def on_delivery(index: int) -> Any:
+            def record(err: KafkaError | None, msg: Message) -> None:
+                results[index] = err or _delivery(msg)
+
+            return record
+
+        for index, event in enumerate(events):
+            self._produce(event, on_delivery(index), deadline)
+        remaining = self._producer.flush(deadline.remaining())
+        for index, outcome in enumerate(results):
+            if not isinstance(outcome, Delivery):
+                event = events[index]
+                reason = outcome if outcome is not None else f"{remaining} still unacknowledged"
+                raise DeliveryError(
+                    f"event {event.event_id} of student {event.student_id} was not delivered "
+                    f"to {self.topic} within {deadline.budget:.1f} s: {reason}"
+                )
+        return [outcome for outcome in results if isinstance(outcome, Delivery)]
+
+    def close(self, deadline: Deadline) -> None:
+        left = self._producer.flush(deadline.remaining())
+        if left:
+            logger.warning("producer closed with %d undelivered messages on %s", left, self.topic)
+
+    def _produce(self, event: LearningEvent, callback: Any, deadline: Deadline) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    self.topic, key=event.key, value=event.to_json(), on_delivery=callback
+                )
+                return
+            except BufferError:
+                # The local queue is full: serve delivery reports to make room, within budget.
+                if deadline.expired():
+                    raise DeliveryError(
+                        f"producer queue for {self.topic} stayed full for {deadline.budget:.1f} s"
+                    ) from None
+                self._producer.poll(deadline.cap(0.1))
+
+
+def _delivery(msg: Message) -> Delivery:
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    if topic is None or partition is None or offset is None:
+        raise DeliveryError(f"delivery report without a position: {msg!r}")
+    return Delivery(topic, partition, offset)

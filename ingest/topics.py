@@ -1,0 +1,125 @@
+"""Creates LearnFlow's topics and checks that existing ones have the configured layout."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from ingest.exceptions import KafkaUnavailableError, TopicMismatchError
+from learnflow.deadline import Deadline
+from learnflow.settings import KafkaSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TopicState:
+    name: str
+    partitions: int
+    created: bool
+
+
+def learnflow_topics(settings: KafkaSettings) -> tuple[TopicSpec, ...]:
+    """The events topic and its dead-letter topic, as configured."""
+    isr = (("min.insync.replicas", str(settings.min_insync_replicas)),)
+    return (
+        TopicSpec(settings.events_topic, settings.partitions, settings.replication_factor, isr),
+        TopicSpec(settings.dlq_topic, settings.dlq_partitions, settings.replication_factor, isr),
+    )
+
+
+def admin_client(settings: KafkaSettings) -> AdminClient:
+    return AdminClient(
+        {"bootstrap.servers": settings.bootstrap_servers, "client.id": settings.client_id}
+    )
+
+
+def ensure_topics(
+    admin: AdminClient, specs: tuple[TopicSpec, ...], deadline: Deadline
+) -> list[TopicState]:
+    """Create missing topics; raise ``TopicMismatchError`` for one with another partition count."""
+    existing = _partition_counts(admin, deadline)
+    missing = [spec for spec in specs if spec.name not in existing]
+    for spec in specs:
+        have = existing.get(spec.name)
+        if have is not None and have != spec.partitions:
+            raise TopicMismatchError(
+                f"topic {spec.name} has {have} partitions, configured {spec.partitions}"
+            )
+    if missing:
+        futures = admin.create_topics(
+            [
+                NewTopic(
+                    spec.name,
+                    num_partitions=spec.partitions,
+                    replication_factor=spec.replication_factor,
+                    config=dict(spec.config),
+                )
+                for spec in missing
+            ],
+            operation_timeout=deadline.cap(30.0),
+            request_timeout=deadline.cap(30.0),
+        )
+        for name, future in futures.items():
+            try:
+                future.result(timeout=deadline.remaining())
+            except KafkaException as err:
+                if err.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise KafkaUnavailableError(f"creating topic {name} failed: {err}") from err
+            logger.info("created topic %s", name)
+        _wait_for_leaders(admin, [spec.name for spec in missing], deadline)
+    created = {spec.name for spec in missing}
+    return [TopicState(spec.name, spec.partitions, spec.name in created) for spec in specs]
+
+
+def delete_topics(admin: AdminClient, names: list[str], deadline: Deadline) -> None:
+    """Delete topics, ignoring ones that are already gone."""
+    for name, future in admin.delete_topics(names, operation_timeout=deadline.cap(30.0)).items():
+        try:
+            future.result(timeout=deadline.remaining())
+        except KafkaException as err:
+            if err.args[0].name() != "UNKNOWN_TOPIC_OR_PART":
+                raise KafkaUnavailableError(f"deleting topic {name} failed: {err}") from err
+
+
+def _partition_counts(admin: AdminClient, deadline: Deadline) -> dict[str, int]:
+    try:
+        metadata = admin.list_topics(timeout=deadline.cap(10.0))
+    except KafkaException as err:
+        raise KafkaUnavailableError(
+            f"Kafka did not answer within {deadline.budget:.0f} s: {err}"
+        ) from err
+    return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
+
+
+def _wait_for_leaders(admin: AdminClient, names: list[str], deadline: Deadline) -> None:
+    """New partitions need a leader before a producer with ``acks=all`` can write to them."""
+    while True:
+        metadata = admin.list_topics(timeout=deadline.cap(10.0))
+        leaderless = []
+        for name in names:
+            topic = metadata.topics.get(name)
+            if topic is None or not topic.partitions:
+                leaderless.append(name)
+                continue
+            leaderless += [
+                f"{name}[{p}]" for p, part in topic.partitions.items() if part.leader < 0
+            ]
+        if not leaderless:
+            return
+        if deadline.expired():
+            raise KafkaUnavailableError(f"no leader elected for {', '.join(leaderless[:5])}")
+        time.sleep(deadline.cap(0.1))

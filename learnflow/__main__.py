@@ -1,0 +1,3 @@
+from learnflow.cli import main
+
+main()

@@ -1,0 +1,139 @@
+"""``learnflow``: run the local platform and administer its schema and topics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from learnflow.exceptions import LearnFlowError
+from learnflow.settings import Settings
+
+app = typer.Typer(
+    name="learnflow",
+    help="LearnFlow: learning analytics on Kafka, Redis, PostgreSQL and Ray.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log each step in detail.")]
+
+
+def _setup(verbose: bool) -> Settings:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False)],
+    )
+    return Settings()
+
+
+@app.command()
+def up(
+    verbose: Verbose = False,
+    app_: Annotated[
+        bool, typer.Option("--app/--no-app", help="Also deploy the Serve application.")
+    ] = True,
+) -> None:
+    """Start Redis, PostgreSQL, Kafka, Ray and the Serve app (what already runs is kept)."""
+    from learnflow.platform import ray, stack
+
+    settings = _setup(verbose)
+    began = time.monotonic()
+    with console.status("starting") as spinner:
+
+        def report(step: str) -> None:
+            spinner.update(f"[bold]starting {step}[/] ({time.monotonic() - began:.0f} s)")
+            console.log(f"{step} …")
+
+        stack.up(settings, report, with_app=app_)
+    console.print(f"[green]LearnFlow is up[/] in {time.monotonic() - began:.1f} s")
+    table = Table(show_header=False, box=None)
+    table.add_row("App", settings.serve.url)
+    table.add_row("Readiness", f"{settings.serve.url}/readyz")
+    table.add_row("OpenAPI", f"{settings.serve.url}/openapi.json")
+    table.add_row("Ray dashboard", settings.ray.dashboard_url)
+    table.add_row("Ray token", f"{ray.token_path(settings)} (paste it at the dashboard's prompt)")
+    console.print(table)
+
+
+@app.command()
+def down(verbose: Verbose = False) -> None:
+    """Stop everything ``learnflow up`` started, by pid."""
+    from learnflow.platform import stack
+
+    settings = _setup(verbose)
+    with console.status("stopping") as spinner:
+        results = stack.down(settings, lambda name: spinner.update(f"stopping {name}"))
+    for name, was_running in results:
+        console.print(f"{name:10} {'stopped' if was_running else 'was not running'}")
+
+
+@app.command()
+def status(verbose: Verbose = False) -> None:
+    """Show each component (running, pid, port, URL); exit 1 if any is down."""
+    from learnflow.platform import stack
+
+    settings = _setup(verbose)
+    rows = stack.status(settings)
+    table = Table("component", "state", "pid", "port", "url", "detail")
+    for row in rows:
+        table.add_row(
+            row.name,
+            "[green]running[/]" if row.running else "[red]down[/]",
+            str(row.pid or "-"),
+            str(row.port or "-"),
+            row.url or "-",
+            row.detail,
+        )
+    console.print(table)
+    if not all(row.running for row in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+def migrate(verbose: Verbose = False) -> None:
+    """Apply pending PostgreSQL migrations (each once)."""
+    from learnflow import migrations
+
+    settings = _setup(verbose)
+    applied = asyncio.run(migrations.apply(settings.postgres.dsn()))
+    if not applied:
+        console.print("schema is up to date")
+    for migration in applied:
+        console.print(f"applied {migration.version:04d}_{migration.name}")
+
+
+@app.command()
+def topics(verbose: Verbose = False) -> None:
+    """Create the LearnFlow topics if missing; fail on a topic with the wrong layout."""
+    from ingest import topics as kafka_topics
+    from learnflow.deadline import Deadline
+
+    settings = _setup(verbose)
+    states = kafka_topics.ensure_topics(
+        kafka_topics.admin_client(settings.kafka),
+        kafka_topics.learnflow_topics(settings.kafka),
+        Deadline.after(30.0),
+    )
+    for state in states:
+        verb = "created" if state.created else "exists "
+        console.print(f"{verb} {state.name} ({state.partitions} partitions)")
+
+
+def main() -> None:
+    try:
+        app()
+    except (LearnFlowError, ValidationError) as err:
+        err_console.print(f"[red]error:[/] {err}")
+        sys.exit(1)

@@ -1,0 +1,122 @@
+"""A local Ray head (dashboard on 127.0.0.1) and the Serve application deployed on it.
+
+Ray's token authentication is on: the token lives in ``.run/ray/auth-token`` (mode 0600) and every
+client of this cluster, the CLI and the tests included, reads it through :func:`client_env`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from learnflow.deadline import Deadline
+from learnflow.platform import processes
+from learnflow.platform.processes import ServiceFiles
+from learnflow.platform.status import ComponentStatus
+from learnflow.settings import Settings
+
+NAME = "ray"
+# Unix socket paths are limited to 107 bytes; Ray puts session sockets deep under its temp dir.
+_MAX_TEMP_DIR = 40
+
+
+def files(settings: Settings) -> ServiceFiles:
+    return ServiceFiles.under(settings.local.run_dir, NAME)
+
+
+def token_path(settings: Settings) -> Path:
+    return settings.local.run_dir / NAME / "auth-token"
+
+
+def client_env(settings: Settings) -> dict[str, str]:
+    """Environment a process needs to talk to this cluster (token auth)."""
+    return {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token_path(settings)),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+
+
+def use_cluster_env(settings: Settings) -> None:
+    """Point this process's Ray client at the local cluster's token."""
+    os.environ.update(client_env(settings))
+
+
+def temp_dir(settings: Settings) -> Path:
+    preferred = settings.local.run_dir / NAME / "tmp"
+    if len(str(preferred)) <= _MAX_TEMP_DIR:
+        return preferred
+    digest = hashlib.sha256(str(settings.local.run_dir).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"learnflow-ray-{digest}"
+
+
+def start(settings: Settings, deadline: Deadline) -> ComponentStatus:
+    svc = files(settings)
+    rs = settings.ray
+    pid = processes.running_pid(svc)
+    if pid is None:
+        _ensure_token(settings)
+        pid = processes.spawn(
+            svc,
+            [
+                str(Path(sys.executable).with_name("ray")),
+                "start", "--head", "--block",
+                "--node-ip-address=127.0.0.1",
+                f"--port={rs.gcs_port}",
+                f"--dashboard-host={rs.dashboard_host}",
+                f"--dashboard-port={rs.dashboard_port}",
+                f"--num-cpus={rs.num_cpus}",
+                f"--object-store-memory={rs.object_store_mb * 1024 * 1024}",
+                f"--temp-dir={temp_dir(settings)}",
+                "--disable-usage-stats",
+            ],
+            # A local head holds nothing worth draining for: stop at once on SIGTERM.
+            env={**client_env(settings), "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"},
+        )  # fmt: skip
+    processes.wait_until(
+        svc,
+        lambda: _dashboard_answers(settings),
+        deadline,
+        f"Ray head (dashboard {rs.dashboard_url})",
+        pid=pid,
+    )
+    return ComponentStatus(NAME, True, pid, rs.dashboard_port, rs.dashboard_url)
+
+
+def stop(settings: Settings, deadline: Deadline) -> bool:
+    """SIGTERM makes ``ray start --block`` stop every Ray process it began."""
+    return processes.stop(files(settings), deadline)
+
+
+def status(settings: Settings) -> ComponentStatus:
+    pid = processes.running_pid(files(settings))
+    up = pid is not None and _dashboard_answers(settings)
+    rs = settings.ray
+    return ComponentStatus(NAME, up, pid, rs.dashboard_port, rs.dashboard_url)
+
+
+def _ensure_token(settings: Settings) -> None:
+    path = token_path(settings)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32))
+
+
+def _dashboard_answers(settings: Settings) -> bool:
+    token = token_path(settings).read_text().strip()
+    request = urllib.request.Request(  # noqa: S310 - the configured local dashboard
+        f"{settings.ray.dashboard_url}/api/version", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2.0) as response:  # noqa: S310 - local dashboard
+            return bool(response.status == 200)
+    except OSError:
+        return False

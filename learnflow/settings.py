@@ -1,0 +1,135 @@
+"""Settings, read once from ``LEARNFLOW_…`` environment variables and passed to each component.
+
+Each component takes its own section (``settings.kafka``, ``settings.redis``, …); nested values are
+set with a double underscore, e.g. ``LEARNFLOW_KAFKA__BOOTSTRAP_SERVERS=broker:9092``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from learnflow.exceptions import ConfigurationError
+
+DEV_POSTGRES_PASSWORD = "learnflow-dev"  # noqa: S105 - the dev default, refused outside dev
+
+Environment = Literal["dev", "test", "prod"]
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    events_topic: str = "learning.events"
+    dlq_topic: str = "learning.events.dlq"
+    partitions: int = Field(default=12, ge=1, le=1000)
+    dlq_partitions: int = Field(default=1, ge=1, le=1000)
+    replication_factor: int = Field(default=1, ge=1, le=7)
+    min_insync_replicas: int = Field(default=1, ge=1, le=7)
+    client_id: str = "learnflow"
+
+    @model_validator(mode="after")
+    def _isr_fits_replicas(self) -> KafkaSettings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"kafka.min_insync_replicas={self.min_insync_replicas} exceeds "
+                f"kafka.replication_factor={self.replication_factor}: no write could succeed"
+            )
+        return self
+
+
+class RedisSettings(BaseModel):
+    url: str = "redis://127.0.0.1:6390/0"
+    password: SecretStr | None = None
+    socket_timeout_s: float = Field(default=2.0, gt=0)
+
+
+class PostgresSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=5440, ge=1, le=65535)
+    database: str = "learnflow"
+    user: str = "learnflow"
+    password: SecretStr = SecretStr(DEV_POSTGRES_PASSWORD)
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+
+    def dsn(self, database: str | None = None) -> str:
+        """A libpq URI with the password filled in; never log it."""
+        return (
+            f"postgresql://{self.user}:{self.password.get_secret_value()}"
+            f"@{self.host}:{self.port}/{database or self.database}"
+        )
+
+
+class RaySettings(BaseModel):
+    gcs_port: int = Field(default=6380, ge=1, le=65535)
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(default=8265, ge=1, le=65535)
+    namespace: str = "learnflow"
+    num_cpus: int = Field(default=2, ge=1)
+    object_store_mb: int = Field(default=512, ge=75)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.gcs_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.dashboard_host}:{self.dashboard_port}"
+
+
+class ServeSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    app_name: str = "learnflow"
+    ingress_replicas: int = Field(default=1, ge=1)
+    ingress_num_cpus: float = Field(default=0.1, ge=0, le=2)
+    readiness_timeout_s: float = Field(default=2.0, gt=0)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class LocalPlatformSettings(BaseModel):
+    """Where ``learnflow up`` keeps the local services' data, logs and pid files."""
+
+    run_dir: Path = Path(".run")
+    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
+    kafka_heap_mb: int = Field(default=512, ge=128)
+    postgres_os_user: str = "postgres"
+    start_timeout_s: float = Field(default=60.0, gt=0)
+    stop_timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _absolute_run_dir(self) -> LocalPlatformSettings:
+        self.run_dir = self.run_dir.expanduser().resolve()
+        return self
+
+
+class Settings(BaseSettings):
+    """Every component's section; build once per process with ``Settings()``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LEARNFLOW_", env_nested_delimiter="__", extra="forbid", frozen=False
+    )
+
+    environment: Environment = "dev"
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    ray: RaySettings = RaySettings()
+    serve: ServeSettings = ServeSettings()
+    local: LocalPlatformSettings = LocalPlatformSettings()
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_outside_dev(self) -> Settings:
+        if (
+            self.environment != "dev"
+            and self.postgres.password.get_secret_value() == DEV_POSTGRES_PASSWORD
+        ):
+            raise ConfigurationError(
+                f"environment={self.environment} uses the dev PostgreSQL password; "
+                "set LEARNFLOW_POSTGRES__PASSWORD"
+            )
+        return self

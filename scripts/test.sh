@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `make test`: lint, unit tests (no services), then integration tests against the real services.
+# Services that were not running before are started here and stopped again at the end.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+
+step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+step "lint"
+"$BIN/ruff" check . && "$BIN/ruff" format --check . && "$BIN/mypy" || exit 1
+
+step "unit tests"
+"$BIN/python" -m pytest tests/unit || exit 1
+
+was_up=no
+"$BIN/learnflow" status >/dev/null 2>&1 && was_up=yes
+step "platform (already running: $was_up)"
+if [ "$was_up" = no ]; then
+  trap 'step "stopping the platform"; "$BIN/learnflow" down' EXIT
+  "$BIN/learnflow" up || exit 1
+fi
+
+step "integration tests"
+"$BIN/python" -m pytest tests/integration

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from learnflow.exceptions import ConfigurationError
+from learnflow.settings import Settings
+
+
+def test_defaults_are_the_local_platform(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEARNFLOW_ENVIRONMENT", raising=False)
+    settings = Settings()
+
+    assert settings.kafka.partitions == 12
+    assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert settings.local.run_dir.is_absolute()
+
+
+def test_nested_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEARNFLOW_KAFKA__PARTITIONS", "24")
+    monkeypatch.setenv("LEARNFLOW_REDIS__URL", "redis://cache:6379/1")
+
+    settings = Settings()
+
+    assert settings.kafka.partitions == 24
+    assert settings.redis.url == "redis://cache:6379/1"
+
+
+def test_dev_password_is_refused_outside_dev(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEARNFLOW_ENVIRONMENT", "prod")
+
+    with pytest.raises(ConfigurationError, match="LEARNFLOW_POSTGRES__PASSWORD"):
+        Settings()
+
+
+def test_prod_with_its_own_password_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEARNFLOW_ENVIRONMENT", "prod")
+    monkeypatch.setenv("LEARNFLOW_POSTGRES__PASSWORD", "a-real-secret")
+
+    settings = Settings()
+
+    assert settings.postgres.password.get_secret_value() == "a-real-secret"
+    assert "a-real-secret" not in repr(settings)
+
+
+def test_isr_above_replication_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEARNFLOW_KAFKA__MIN_INSYNC_REPLICAS", "2")
+
+    with pytest.raises(ValidationError, match="min_insync_replicas"):
+        Settings()
