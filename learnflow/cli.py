@@ -6,12 +6,14 @@ import asyncio
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.progress import TaskID
 from rich.table import Table
 
 from learnflow.exceptions import LearnFlowError
@@ -129,6 +131,82 @@ def topics(verbose: Verbose = False) -> None:
     for state in states:
         verb = "created" if state.created else "exists "
         console.print(f"{verb} {state.name} ({state.partitions} partitions)")
+
+
+@app.command()
+def fit(
+    out: Annotated[Path, typer.Option("--out", help="Parameter file to write (JSON).")],
+    csv_file: Annotated[
+        Path | None,
+        typer.Option("--csv", help="pyBKT-style CSV: order_id, user_id, skill_name, correct."),
+    ] = None,
+    events_file: Annotated[
+        Path | None,
+        typer.Option("--events", help="JSON lines of attempt.graded events."),
+    ] = None,
+    forgets: Annotated[
+        str, typer.Option(help="Fit p_forget: never, always, or auto (held-out likelihood).")
+    ] = "auto",
+    restarts: Annotated[int, typer.Option(min=1, help="Random restarts per component.")] = 6,
+    seed: Annotated[int, typer.Option(help="Seed of the random restarts.")] = 0,
+    version: Annotated[int, typer.Option(min=0, help="Version number of this fit.")] = 1,
+    verbose: Verbose = False,
+) -> None:
+    """Fit BKT parameters per component by EM and write them for the shards to load."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
+
+    from learnflow import fitting, param_file, sequences
+
+    _setup(verbose)
+    if (csv_file is None) == (events_file is None):
+        raise typer.BadParameter("give exactly one of --csv or --events")
+    if forgets not in ("never", "always", "auto"):
+        raise typer.BadParameter(f"--forgets must be never, always or auto, not {forgets!r}")
+    began = time.monotonic()
+    if csv_file is not None:
+        seqs = sequences.read_csv(csv_file)
+    elif events_file is not None:
+        seqs = sequences.read_events_file(events_file)
+    console.print(
+        f"read {len(seqs.obs):,} attempts, {len(set(seqs.students)):,} students, "
+        f"{len(seqs.components)} components in {time.monotonic() - began:.1f} s"
+    )
+    config = fitting.FitConfig(restarts=restarts, seed=seed, forgets=forgets)  # type: ignore[arg-type]
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done)
+
+        fits = fitting.fit(seqs, config, progress)
+    param_file.write(out, param_file.build(fits, version, config.default))
+    table = Table(
+        "component", "students", "attempts", "p_init", "p_learn", "p_guess", "p_slip",
+        "p_forget", "log-lik", "fit", title=f"BKT parameters (version {version})",
+    )  # fmt: skip
+    for item in fits:
+        p = item.params
+        table.add_row(
+            item.component,
+            f"{item.n_students:,}",
+            f"{item.n_attempts:,}",
+            *(f"{v:.3f}" for v in p.as_tuple()),
+            "-" if item.log_likelihood is None else f"{item.log_likelihood:,.1f}",
+            "[yellow]fallback[/]" if item.fallback else "fitted",
+        )
+    console.print(table)
+    for item in fits:
+        if item.note:
+            console.print(f"  {item.component}: {item.note}")
+    console.print(f"wrote {out} in {time.monotonic() - began:.1f} s")
 
 
 def main() -> None:

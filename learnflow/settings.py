@@ -91,6 +91,25 @@ class ServeSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class MasterySettings(BaseModel):
+    """Level thresholds on P(mastered) and where fitted parameters come from."""
+
+    familiar: float = Field(default=0.5, gt=0, lt=1)
+    proficient: float = Field(default=0.8, gt=0, lt=1)
+    mastered: float = Field(default=0.95, gt=0, lt=1)
+    parameters_file: Path | None = None
+    """A ``learnflow fit`` output; without one every component uses the default parameters."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MasterySettings:
+        if not self.familiar < self.proficient <= self.mastered:
+            raise ValueError(
+                "mastery thresholds must satisfy familiar < proficient <= mastered, got "
+                f"{self.familiar}, {self.proficient}, {self.mastered}"
+            )
+        return self
+
+
 class LocalPlatformSettings(BaseModel):
     """Where ``learnflow up`` keeps the local services' data, logs and pid files."""
 
@@ -120,6 +139,7 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     ray: RaySettings = RaySettings()
     serve: ServeSettings = ServeSettings()
+    mastery: MasterySettings = MasterySettings()
     local: LocalPlatformSettings = LocalPlatformSettings()
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
+from learnflow.bkt import BKTParams
 from learnflow.events import AttemptGraded
 
 student_ids = st.text(
@@ -43,3 +44,56 @@ def attempt_events(draw: st.DrawFn) -> AttemptGraded:
         duration_ms=draw(st.integers(min_value=0, max_value=3_600_000)),
         submitted_at=draw(aware_datetimes),
     )
+
+
+probabilities = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
+below_half = st.floats(min_value=0.0, max_value=0.49, allow_nan=False)
+
+
+@st.composite
+def bkt_params(draw: st.DrawFn, forget: bool = True) -> BKTParams:
+    """Any valid parameters (guess and slip below one half)."""
+    return BKTParams(
+        p_init=draw(probabilities),
+        p_learn=draw(probabilities),
+        p_guess=draw(below_half),
+        p_slip=draw(below_half),
+        p_forget=draw(probabilities) if forget else 0.0,
+    )
+
+
+answers = st.lists(st.booleans(), min_size=1, max_size=60)
+
+
+@st.composite
+def student_histories(draw: st.DrawFn, max_events: int = 30) -> list[AttemptGraded]:
+    """One student's attempts over a few days and components, in submission order."""
+    student = draw(student_ids)
+    components = draw(
+        st.lists(
+            st.sampled_from(["loops", "lists", "strings"]), min_size=1, max_size=3, unique=True
+        )
+    )
+    start = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+    events = []
+    moment = start
+    for _ in range(draw(st.integers(min_value=1, max_value=max_events))):
+        moment += timedelta(minutes=draw(st.integers(min_value=1, max_value=36 * 60)))
+        tagged = tuple(draw(st.lists(st.sampled_from(components), min_size=1, unique=True)))
+        total = draw(st.integers(min_value=1, max_value=5))
+        passed_tests = draw(st.integers(min_value=0, max_value=total))
+        events.append(
+            AttemptGraded(
+                event_id=draw(st.uuids()),
+                student_id=student,
+                exercise_id="ex-1",
+                components=tagged,
+                passed=passed_tests == total,
+                score=passed_tests / total,
+                tests_total=total,
+                tests_passed=passed_tests,
+                duration_ms=10,
+                submitted_at=moment,
+            )
+        )
+    return events

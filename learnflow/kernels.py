@@ -1,0 +1,196 @@
+"""Compiled inner loops of Bayesian Knowledge Tracing over many sequences at once.
+
+Sequences are stored flat: ``obs[starts[i]:starts[i + 1]]`` is sequence ``i`` (1 = correct,
+0 = wrong), in attempt order. Parameters are rows ``(p_init, p_learn, p_guess, p_slip, p_forget)``.
+The loops are compiled by numba (cached on disk); the scalar update in :mod:`learnflow.bkt` is the
+reference they must agree with.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit, prange
+
+INIT, LEARN, GUESS, SLIP, FORGET = range(5)
+N_STATS = 10
+# Statistics accumulated by one E-step, in this order:
+#   0 Σγ₁(learned)           1 number of sequences          -> p_init
+#   2 Σξ(unlearned→learned)  3 Σγ(unlearned), t < T         -> p_learn
+#   4 Σξ(learned→unlearned)  5 Σγ(learned), t < T           -> p_forget
+#   6 Σγ(unlearned)·correct  7 Σγ(unlearned)                -> p_guess
+#   8 Σγ(learned)·wrong      9 Σγ(learned)                  -> p_slip
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+ObsArray = npt.NDArray[np.int8]
+
+
+@njit(cache=True, nogil=True)
+def e_step(
+    obs: ObsArray, starts: IntArray, first: int, last: int, params: FloatArray, stats: FloatArray
+) -> float:
+    """Forward-backward over sequences ``first..last-1``; fills ``stats``, returns the LL."""
+    p_init, learn, guess, slip, forget = params[0], params[1], params[2], params[3], params[4]
+    stats[:] = 0.0
+    longest = 0
+    for i in range(first, last):
+        longest = max(longest, starts[i + 1] - starts[i])
+    alpha = np.empty(longest)
+    scale = np.empty(longest)
+    loglik = 0.0
+    for i in range(first, last):
+        a = starts[i]
+        n = starts[i + 1] - a
+        if n == 0:
+            continue
+        p_l = p_init
+        for t in range(n):
+            if obs[a + t]:
+                e1 = 1.0 - slip
+                e0 = guess
+            else:
+                e1 = slip
+                e0 = 1.0 - guess
+            num1 = p_l * e1
+            s = num1 + (1.0 - p_l) * e0
+            loglik += math.log(s)
+            post = num1 / s
+            alpha[t] = post
+            scale[t] = s
+            p_l = post * (1.0 - forget) + (1.0 - post) * learn
+        # Backward pass with the forward scaling; beta of the last step is 1 for both states.
+        b0 = 1.0
+        b1 = 1.0
+        g1 = alpha[n - 1]
+        c = obs[a + n - 1]
+        stats[6] += (1.0 - g1) * c
+        stats[7] += 1.0 - g1
+        stats[8] += g1 * (1 - c)
+        stats[9] += g1
+        for t in range(n - 2, -1, -1):
+            if obs[a + t + 1]:
+                e1 = 1.0 - slip
+                e0 = guess
+            else:
+                e1 = slip
+                e0 = 1.0 - guess
+            s = scale[t + 1]
+            at = alpha[t]
+            w0 = e0 * b0 / s
+            w1 = e1 * b1 / s
+            x00 = (1.0 - at) * (1.0 - learn) * w0
+            x01 = (1.0 - at) * learn * w1
+            x10 = at * forget * w0
+            x11 = at * (1.0 - forget) * w1
+            g0 = x00 + x01
+            g1 = x10 + x11
+            total = g0 + g1
+            g0 /= total
+            g1 /= total
+            stats[2] += x01 / total
+            stats[3] += g0
+            stats[4] += x10 / total
+            stats[5] += g1
+            c = obs[a + t]
+            stats[6] += g0 * c
+            stats[7] += g0
+            stats[8] += g1 * (1 - c)
+            stats[9] += g1
+            b0 = (1.0 - learn) * w0 + learn * w1
+            b1 = forget * w0 + (1.0 - forget) * w1
+        stats[0] += g1
+        stats[1] += 1.0
+    return loglik
+
+
+@njit(cache=True, nogil=True)
+def m_step(stats: FloatArray, params: FloatArray, fit_forget: bool, max_guess_slip: float) -> None:
+    """New parameters from E-step statistics, inside the allowed box."""
+    eps = 1e-6
+    params[INIT] = _clip(stats[0] / max(stats[1], eps), eps, 1.0 - eps)
+    params[LEARN] = _clip(stats[2] / max(stats[3], eps), eps, 1.0 - eps)
+    params[FORGET] = _clip(stats[4] / max(stats[5], eps), 0.0, 1.0 - eps) if fit_forget else 0.0
+    params[GUESS] = _clip(stats[6] / max(stats[7], eps), eps, max_guess_slip)
+    params[SLIP] = _clip(stats[8] / max(stats[9], eps), eps, max_guess_slip)
+
+
+@njit(cache=True, nogil=True)
+def _clip(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)
+
+
+@njit(cache=True, parallel=True)
+def run_em(
+    obs: ObsArray,
+    starts: IntArray,
+    job_first: IntArray,
+    job_last: IntArray,
+    job_params: FloatArray,
+    job_forget: npt.NDArray[np.bool_],
+    max_guess_slip: float,
+    max_iterations: int,
+    tolerance: float,
+) -> tuple[FloatArray, IntArray]:
+    """EM for independent jobs (component × restart), in parallel; updates ``job_params`` in place.
+
+    ``job_forget[j]`` says whether job ``j`` fits ``p_forget`` (else it stays 0).
+
+    A job stops when an iteration improves its log-likelihood by less than ``tolerance`` per
+    observation. Returns each job's final log-likelihood and iteration count.
+    """
+    n_jobs = job_first.shape[0]
+    logliks = np.empty(n_jobs)
+    iterations = np.zeros(n_jobs, dtype=np.int64)
+    for j in prange(n_jobs):
+        stats = np.empty(N_STATS)
+        n_obs = max(starts[job_last[j]] - starts[job_first[j]], 1)
+        previous = -np.inf
+        loglik = -np.inf
+        for it in range(max_iterations):
+            loglik = e_step(obs, starts, job_first[j], job_last[j], job_params[j], stats)
+            iterations[j] = it + 1
+            if loglik - previous < tolerance * n_obs:
+                break
+            m_step(stats, job_params[j], job_forget[j], max_guess_slip)
+            previous = loglik
+        else:
+            # Out of iterations: report the likelihood of the parameters actually returned.
+            loglik = e_step(obs, starts, job_first[j], job_last[j], job_params[j], stats)
+        logliks[j] = loglik
+    return logliks, iterations
+
+
+@njit(cache=True, nogil=True)
+def forward(
+    obs: ObsArray, starts: IntArray, seq_params: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Per observation: P(correct) predicted before it, and P(mastered) after it."""
+    predicted = np.empty(obs.shape[0])
+    mastered = np.empty(obs.shape[0])
+    for i in range(starts.shape[0] - 1):
+        p_init, learn, guess, slip, forget = (
+            seq_params[i, 0],
+            seq_params[i, 1],
+            seq_params[i, 2],
+            seq_params[i, 3],
+            seq_params[i, 4],
+        )
+        p_l = p_init
+        for k in range(starts[i], starts[i + 1]):
+            p_correct = p_l * (1.0 - slip) + (1.0 - p_l) * guess
+            predicted[k] = p_correct
+            if obs[k]:
+                if_mastered = p_l * (1.0 - slip)
+                if_not = (1.0 - p_l) * guess
+            else:
+                if_mastered = p_l * slip
+                if_not = (1.0 - p_l) * (1.0 - guess)
+            likelihood = if_mastered + if_not
+            # An answer the model calls impossible carries no evidence.
+            post = if_mastered / likelihood if likelihood > 0.0 else p_l
+            p_l = min(1.0, post * (1.0 - forget) + (1.0 - post) * learn)
+            mastered[k] = p_l
+    return predicted, mastered

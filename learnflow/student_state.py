@@ -1,0 +1,140 @@
+"""A student's mastery state and the fold that builds it from ``attempt.graded`` events.
+
+``fold(events)`` from an empty state is the reference: shards, Redis copies and Postgres rebuilds
+must all equal it. Each event updates every component it is tagged with, in O(1) per component.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from types import MappingProxyType
+
+from learnflow.bkt import ModelParameters
+from learnflow.events import AttemptGraded
+from learnflow.levels import DEFAULT_THRESHOLDS, Level, LevelThresholds
+
+NO_OFFSET = -1
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentMastery:
+    """One (student, component): P(mastered) and what the level ladder needs to know."""
+
+    p_mastered: float
+    attempts: int = 0
+    correct: int = 0
+    last_attempt_at: datetime | None = None
+    proficient_since: date | None = None
+    """UTC day of the attempt that first reached proficient (reset on falling below it)."""
+    confirmed_on: date | None = None
+    """UTC day of a correct attempt after ``proficient_since``: the proof that mastery holds."""
+
+    def level(self, thresholds: LevelThresholds) -> Level:
+        p = self.p_mastered
+        if self.attempts == 0:
+            return Level.NOT_STARTED
+        if p >= thresholds.mastered and self.confirmed_on is not None:
+            return Level.MASTERED
+        if p >= thresholds.proficient:
+            return Level.PROFICIENT
+        if p >= thresholds.familiar:
+            return Level.FAMILIAR
+        return Level.ATTEMPTED
+
+
+def attempt_component(
+    state: ComponentMastery,
+    correct: bool,
+    at: datetime,
+    model: ModelParameters,
+    component: str,
+    thresholds: LevelThresholds,
+) -> ComponentMastery:
+    """Apply one attempt on one component."""
+    p = model.for_component(component).update(state.p_mastered, correct)
+    day = at.astimezone(UTC).date()
+    proficient_since, confirmed_on = state.proficient_since, state.confirmed_on
+    if p < thresholds.proficient:
+        proficient_since, confirmed_on = None, None
+    elif proficient_since is None:
+        proficient_since = day
+    elif correct and confirmed_on is None and day > proficient_since:
+        confirmed_on = day
+    return ComponentMastery(
+        p_mastered=p,
+        attempts=state.attempts + 1,
+        correct=state.correct + int(correct),
+        last_attempt_at=at,
+        proficient_since=proficient_since,
+        confirmed_on=confirmed_on,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StudentState:
+    """Everything LearnFlow knows about one student's mastery; immutable.
+
+    ``applied_offset`` is the Kafka offset of the last event applied (``-1``: none); an event at
+    or below it is a replay and changes nothing.
+    """
+
+    student_id: str
+    components: Mapping[str, ComponentMastery] = field(default_factory=dict)
+    applied_offset: int = NO_OFFSET
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "components", MappingProxyType(dict(self.components)))
+
+    def component(self, name: str, model: ModelParameters) -> ComponentMastery:
+        found = self.components.get(name)
+        return found if found is not None else initial(name, model)
+
+    def apply(
+        self,
+        event: AttemptGraded,
+        model: ModelParameters,
+        thresholds: LevelThresholds = DEFAULT_THRESHOLDS,
+        offset: int | None = None,
+    ) -> StudentState:
+        """The state after ``event``; unchanged if ``offset`` was applied already."""
+        if event.student_id != self.student_id:
+            raise ValueError(f"event of {event.student_id} applied to {self.student_id}")
+        if offset is not None and offset <= self.applied_offset:
+            return self
+        updated = dict(self.components)
+        for name in event.components:
+            updated[name] = attempt_component(
+                self.component(name, model),
+                event.passed,
+                event.submitted_at,
+                model,
+                name,
+                thresholds,
+            )
+        return replace(
+            self,
+            components=updated,
+            applied_offset=self.applied_offset if offset is None else offset,
+        )
+
+    def levels(self, thresholds: LevelThresholds) -> dict[str, Level]:
+        return {name: state.level(thresholds) for name, state in self.components.items()}
+
+
+def initial(component: str, model: ModelParameters) -> ComponentMastery:
+    return ComponentMastery(p_mastered=model.for_component(component).p_init)
+
+
+def fold(
+    student_id: str,
+    events: Iterable[AttemptGraded],
+    model: ModelParameters,
+    thresholds: LevelThresholds = DEFAULT_THRESHOLDS,
+) -> StudentState:
+    """Apply ``events`` in the given order to an empty state: the reference state."""
+    state = StudentState(student_id)
+    for event in events:
+        state = state.apply(event, model, thresholds)
+    return state
