@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from learnflow.exceptions import ConfigurationError
+from learnflow.levels import LevelThresholds
 
 DEV_POSTGRES_PASSWORD = "learnflow-dev"  # noqa: S105 - the dev default, refused outside dev
 
@@ -99,6 +100,9 @@ class MasterySettings(BaseModel):
     mastered: float = Field(default=0.95, gt=0, lt=1)
     parameters_file: Path | None = None
     """A ``learnflow fit`` output; without one every component uses the default parameters."""
+
+    def thresholds(self) -> LevelThresholds:
+        return LevelThresholds(self.familiar, self.proficient, self.mastered)
 
     @model_validator(mode="after")
     def _ordered(self) -> MasterySettings:

@@ -7,7 +7,19 @@ import sys
 
 import pytest
 
-DOMAIN_MODULES = ["learnflow.events", "learnflow.settings", "learnflow.deadline"]
+DOMAIN_MODULES = [
+    "learnflow.events",
+    "learnflow.settings",
+    "learnflow.deadline",
+    "learnflow.bkt",
+    "learnflow.levels",
+    "learnflow.student_state",
+    "learnflow.fitting",
+    "learnflow.sequences",
+    "learnflow.synthetic",
+    "learnflow.param_file",
+    "learnflow.metrics",
+]
 ADAPTERS = ["ray", "confluent_kafka", "redis", "asyncpg"]
 
 

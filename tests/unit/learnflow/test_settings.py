@@ -48,3 +48,16 @@ def test_isr_above_replication_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
 
     with pytest.raises(ValidationError, match="min_insync_replicas"):
         Settings()
+
+
+def test_level_thresholds_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEARNFLOW_MASTERY__PROFICIENT", "0.85")
+
+    assert Settings().mastery.thresholds().proficient == 0.85
+
+
+def test_unordered_thresholds_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEARNFLOW_MASTERY__FAMILIAR", "0.9")
+
+    with pytest.raises(ValidationError, match="familiar < proficient"):
+        Settings()
