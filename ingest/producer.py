@@ -37,6 +37,7 @@ def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]
         "partitioner": "murmur2_random",
         "linger.ms": 5,
         "compression.type": "lz4",
+        "message.max.bytes": 4 * 1024 * 1024,
         **overrides,
     }
 

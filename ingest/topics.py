@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
 from ingest.exceptions import KafkaUnavailableError, TopicMismatchError
@@ -32,9 +34,16 @@ class TopicState:
     created: bool
 
 
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""Room for a 1 MB value plus headers: oversized events must reach the dead-letter topic."""
+
+
 def learnflow_topics(settings: KafkaSettings) -> tuple[TopicSpec, ...]:
     """The events topic and its dead-letter topic, as configured."""
-    isr = (("min.insync.replicas", str(settings.min_insync_replicas)),)
+    isr = (
+        ("min.insync.replicas", str(settings.min_insync_replicas)),
+        ("max.message.bytes", str(MAX_MESSAGE_BYTES)),
+    )
     return (
         TopicSpec(settings.events_topic, settings.partitions, settings.replication_factor, isr),
         TopicSpec(settings.dlq_topic, settings.dlq_partitions, settings.replication_factor, isr),
@@ -59,6 +68,9 @@ def ensure_topics(
             raise TopicMismatchError(
                 f"topic {spec.name} has {have} partitions, configured {spec.partitions}"
             )
+    present = [spec for spec in specs if spec.name in existing and spec.config]
+    if present:
+        _apply_configs(admin, present, deadline)
     if missing:
         futures = admin.create_topics(
             [
@@ -83,6 +95,28 @@ def ensure_topics(
         _wait_for_leaders(admin, [spec.name for spec in missing], deadline)
     created = {spec.name for spec in missing}
     return [TopicState(spec.name, spec.partitions, spec.name in created) for spec in specs]
+
+
+def _apply_configs(admin: AdminClient, specs: list[TopicSpec], deadline: Deadline) -> None:
+    """Set the configured topic configs on existing topics (idempotent)."""
+    resources = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            spec.name,
+            incremental_configs=[
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                for key, value in spec.config
+            ],
+        )
+        for spec in specs
+    ]
+    for resource, future in admin.incremental_alter_configs(
+        resources, request_timeout=deadline.cap(30.0)
+    ).items():
+        try:
+            future.result(timeout=deadline.remaining())
+        except KafkaException as err:
+            raise KafkaUnavailableError(f"configuring {resource.name} failed: {err}") from err
 
 
 def delete_topics(admin: AdminClient, names: list[str], deadline: Deadline) -> None:

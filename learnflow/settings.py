@@ -92,6 +92,33 @@ class ServeSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class IngestSettings(BaseModel):
+    """The Kafka consumer deployment that feeds the shards."""
+
+    group_id: str = "learnflow-ingest"
+    replicas: int = Field(default=1, ge=1, le=64)
+    num_cpus: float = Field(default=0.25, ge=0, le=2)
+    max_batch: int = Field(default=5000, ge=1, le=100_000)
+    """Messages taken from Kafka per poll; split by partition into one shard call each."""
+    max_in_flight_per_partition: int = Field(default=2, ge=1, le=16)
+    poll_timeout_s: float = Field(default=0.05, gt=0, le=5)
+    retry_backoff_s: float = Field(default=0.5, gt=0, le=30)
+
+
+class ShardSettings(BaseModel):
+    """The ``StudentShard`` actors, one per partition."""
+
+    name_prefix: str = "shard"
+    max_resident_students: int = Field(default=200_000, ge=1)
+    """Clean students beyond this many are evicted, least recently used first."""
+    daily_mastery_ttl_days: int = Field(default=35, ge=1)
+    attempts_kept: int = Field(default=50, ge=1)
+    """Latest attempts kept per (student, exercise) in Redis."""
+    postgres_pool_size: int = Field(default=2, ge=1, le=20)
+    read_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    latency_samples: int = Field(default=20_000, ge=0)
+
+
 class MasterySettings(BaseModel):
     """Level thresholds on P(mastered) and where fitted parameters come from."""
 
@@ -144,6 +171,8 @@ class Settings(BaseSettings):
     ray: RaySettings = RaySettings()
     serve: ServeSettings = ServeSettings()
     mastery: MasterySettings = MasterySettings()
+    ingest: IngestSettings = IngestSettings()
+    shards: ShardSettings = ShardSettings()
     local: LocalPlatformSettings = LocalPlatformSettings()
 
     @model_validator(mode="after")

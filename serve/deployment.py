@@ -10,10 +10,14 @@ from fastapi import FastAPI
 from ray import serve as ray_serve
 from ray.serve import Deployment
 
+from actors.registry import ensure_shards
+from ingest.deployment import build_ingest
 from learnflow.settings import Settings
 from serve.api import create_api
 
 logger = logging.getLogger(__name__)
+
+INGEST_APP = "ingest"
 
 
 @ray_serve.deployment(name="ApiIngress")
@@ -59,5 +63,8 @@ def deploy(settings: Settings) -> None:
             blocking=False,
         )
         logger.info("serve app %s deployed at %s", settings.serve.app_name, settings.serve.url)
+        ensure_shards(settings)
+        ray_serve.run(build_ingest(settings), name=INGEST_APP, route_prefix=None, blocking=False)
+        logger.info("ingest deployed: %d replica(s)", settings.ingest.replicas)
     finally:
         ray.shutdown()

@@ -58,7 +58,10 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 async def apply(dsn: str, migrations: list[Migration] | None = None) -> list[Migration]:
     """Apply every pending migration in order; return those applied by this call."""
     pending_source = migrations if migrations is not None else discover()
-    conn = await asyncpg.connect(dsn)
+    try:
+        conn = await asyncpg.connect(dsn, timeout=10)
+    except (OSError, asyncpg.PostgresError) as err:
+        raise MigrationError(f"cannot reach PostgreSQL to migrate: {err}") from err
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
         try:

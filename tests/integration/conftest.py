@@ -23,6 +23,10 @@ from learnflow.settings import Settings
 
 pytestmark = pytest.mark.integration
 
+# Ray reads its token settings when first imported: point it at the local cluster before any
+# test module imports it.
+local_ray.use_cluster_env(Settings())
+
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
@@ -42,6 +46,16 @@ def platform_is_up(settings: Settings) -> list[ComponentStatus]:
             pytrace=False,
         )
     return rows
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(settings: Settings) -> Iterator[None]:
+    """One connection to the running Ray cluster for the whole session."""
+    import ray
+
+    ray.init(address=settings.ray.address, namespace=settings.ray.namespace, log_to_driver=False)
+    yield
+    ray.shutdown()
 
 
 @pytest.fixture

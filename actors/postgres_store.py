@@ -1,0 +1,165 @@
+"""The PostgreSQL history store (L3): attempt history, weekly aggregates, partition watermarks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from actors.checkpoint import AppliedEvent, CheckpointBatch
+from learnflow.events import AttemptGraded
+from learnflow.settings import PostgresSettings
+
+_INSERT_ATTEMPTS = """
+INSERT INTO attempts (event_id, student_id, exercise_id, components, passed, score,
+                      tests_passed, tests_total, duration_ms, submitted_at,
+                      kafka_partition, kafka_offset)
+SELECT e.event_id, e.student_id, e.exercise_id, string_to_array(e.components, ','), e.passed,
+       e.score, e.tests_passed, e.tests_total, e.duration_ms, e.submitted_at, $11, e.kafka_offset
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::float8[],
+            $7::int[], $8::int[], $9::int[], $10::timestamptz[], $12::bigint[])
+     AS e(event_id, student_id, exercise_id, components, passed, score, tests_passed,
+          tests_total, duration_ms, submitted_at, kafka_offset)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+# Each student's events are ordered by offset (one partition per student), so a weekly row
+# counts only steps above its last_offset: replaying a batch adds nothing twice.
+_UPSERT_WEEKLY = """
+WITH step AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::bigint[],
+                         $6::bool[], $7::float8[])
+        AS s(student_id, component, iso_year, iso_week, kafka_offset, passed, p_mastered)
+), fresh AS (
+    SELECT step.* FROM step
+    LEFT JOIN weekly_mastery w USING (student_id, component, iso_year, iso_week)
+    WHERE w.last_offset IS NULL OR step.kafka_offset > w.last_offset
+), agg AS (
+    SELECT student_id, component, iso_year, iso_week, count(*) AS attempts,
+           count(*) FILTER (WHERE passed) AS correct, max(kafka_offset) AS last_offset,
+           (array_agg(p_mastered ORDER BY kafka_offset DESC))[1] AS p_mastered
+    FROM fresh GROUP BY student_id, component, iso_year, iso_week
+)
+INSERT INTO weekly_mastery AS w (student_id, component, iso_year, iso_week, attempts, correct,
+                                 p_mastered, last_offset)
+SELECT student_id, component, iso_year, iso_week, attempts, correct, p_mastered, last_offset
+FROM agg
+ON CONFLICT (student_id, component, iso_year, iso_week) DO UPDATE
+SET attempts = w.attempts + EXCLUDED.attempts,
+    correct = w.correct + EXCLUDED.correct,
+    p_mastered = EXCLUDED.p_mastered,
+    last_offset = EXCLUDED.last_offset,
+    updated_at = now()
+"""
+
+_UPSERT_WATERMARK = """
+INSERT INTO partition_checkpoints (topic, partition, kafka_offset) VALUES ($1, $2, $3)
+ON CONFLICT (topic, partition) DO UPDATE
+SET kafka_offset = GREATEST(partition_checkpoints.kafka_offset, EXCLUDED.kafka_offset),
+    updated_at = now()
+"""
+
+
+async def connect(settings: PostgresSettings, size: int) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        host=settings.host,
+        port=settings.port,
+        user=settings.user,
+        password=settings.password.get_secret_value(),
+        database=settings.database,
+        min_size=1,
+        max_size=size,
+        timeout=settings.connect_timeout_s,
+        command_timeout=60,
+    )
+    if pool is None:  # pragma: no cover - asyncpg returns None only when not awaited
+        raise RuntimeError("asyncpg returned no pool")
+    return pool
+
+
+class PostgresHistoryStore:
+    """One transaction per checkpoint; idempotent on ``event_id`` and on offsets."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def record(self, batch: CheckpointBatch) -> None:
+        events = [applied.event for applied in batch.applied]
+        steps = batch.steps
+        async with self._pool.acquire() as conn, conn.transaction():
+            if events:
+                await conn.execute(
+                    _INSERT_ATTEMPTS,
+                    [e.event_id for e in events],
+                    [e.student_id for e in events],
+                    [e.exercise_id for e in events],
+                    [",".join(e.components) for e in events],
+                    [e.passed for e in events],
+                    [e.score for e in events],
+                    [e.tests_passed for e in events],
+                    [e.tests_total for e in events],
+                    [e.duration_ms for e in events],
+                    [e.submitted_at for e in events],
+                    batch.partition,
+                    [applied.offset for applied in batch.applied],
+                )
+            if steps:
+                await conn.execute(
+                    _UPSERT_WEEKLY,
+                    [s.student_id for s in steps],
+                    [s.component for s in steps],
+                    [s.iso_year for s in steps],
+                    [s.iso_week for s in steps],
+                    [s.offset for s in steps],
+                    [s.passed for s in steps],
+                    [s.p_mastered for s in steps],
+                )
+            await conn.execute(_UPSERT_WATERMARK, batch.topic, batch.partition, batch.last_offset)
+
+    async def watermark(self, topic: str, partition: int) -> int:
+        value = await self._pool.fetchval(
+            "SELECT kafka_offset FROM partition_checkpoints WHERE topic = $1 AND partition = $2",
+            topic,
+            partition,
+        )
+        return int(value) if value is not None else -1
+
+    async def history(self, student_ids: Sequence[str]) -> dict[str, list[AppliedEvent]]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM attempts WHERE student_id = ANY($1::text[]) "
+            "ORDER BY student_id, kafka_offset",
+            list(student_ids),
+        )
+        found: dict[str, list[AppliedEvent]] = {}
+        for row in rows:
+            found.setdefault(row["student_id"], []).append(
+                AppliedEvent(int(row["kafka_offset"]), _event(row))
+            )
+        return found
+
+    async def students_after(self, partition: int, offset: int) -> list[str]:
+        """Students with events recorded on ``partition`` above ``offset``."""
+        rows = await self._pool.fetch(
+            "SELECT DISTINCT student_id FROM attempts "
+            "WHERE kafka_partition = $1 AND kafka_offset > $2",
+            partition,
+            offset,
+        )
+        return [row["student_id"] for row in rows]
+
+
+def _event(row: asyncpg.Record) -> AttemptGraded:
+    submitted: datetime = row["submitted_at"]
+    return AttemptGraded(
+        event_id=row["event_id"],
+        student_id=row["student_id"],
+        exercise_id=row["exercise_id"],
+        components=tuple(row["components"]),
+        passed=row["passed"],
+        score=row["score"],
+        tests_total=row["tests_total"],
+        tests_passed=row["tests_passed"],
+        duration_ms=row["duration_ms"],
+        submitted_at=submitted,
+    )

@@ -1,0 +1,29 @@
+"""Redis key names. The student id sits inside literal braces so Redis Cluster keeps all of one
+student's keys in one hash slot (one node, atomic multi-key updates)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+
+def state(student_id: str) -> str:
+    return f"student:{{{student_id}}}:state"
+
+
+def daily_mastery(student_id: str, day: date) -> str:
+    """Hash component → P(mastered) at the end of ``day`` (UTC); expires."""
+    return f"student:{{{student_id}}}:mastery:{day.isoformat()}"
+
+
+def attempts(student_id: str, exercise_id: str) -> str:
+    """Sorted set of the student's latest attempts at one exercise, scored by Kafka offset."""
+    return f"student:{{{student_id}}}:attempts:{exercise_id}"
+
+
+def idempotency(student_id: str, request_id: str) -> str:
+    return f"student:{{{student_id}}}:idempotency:{request_id}"
+
+
+def partition_checkpoint(topic: str, partition: int) -> str:
+    """The last offset of ``topic[partition]`` whose students are all saved in Redis."""
+    return f"partition:{{{topic}:{partition}}}:checkpoint"

@@ -1,0 +1,186 @@
+"""Helpers for end-to-end checks of the ingest path against the pure fold."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import ray
+import redis
+from confluent_kafka import Consumer, TopicPartition
+
+from actors import registry
+from ingest.producer import Delivery, EventProducer
+from learnflow import keys, state_codec
+from learnflow.bkt import ModelParameters
+from learnflow.deadline import Deadline
+from learnflow.events import AttemptGraded
+from learnflow.model_loading import load_model
+from learnflow.settings import Settings
+from learnflow.student_state import fold
+from learnflow.weekly import weekly_aggregates
+
+COMPONENTS = ["variables", "conditionals", "loops", "functions", "strings", "lists"]
+
+
+def make_events(
+    students: int, total: int, seed: int, prefix: str | None = None
+) -> list[AttemptGraded]:
+    """``total`` events over ``students`` fresh students (unique ids per call), days apart."""
+    rng = random.Random(seed)
+    run = prefix or uuid.uuid4().hex[:8]
+    ids = [f"{run}-{n:05d}" for n in range(students)]
+    start = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    events = []
+    for n in range(total):
+        student = ids[n] if n < students else rng.choice(ids)
+        tests_total = rng.randint(1, 6)
+        tests_passed = tests_total if rng.random() < 0.55 else rng.randint(0, tests_total - 1)
+        events.append(
+            AttemptGraded(
+                event_id=uuid.UUID(int=rng.getrandbits(128), version=4),
+                student_id=student,
+                exercise_id=f"ex-{rng.randint(1, 15)}",
+                components=tuple(rng.sample(COMPONENTS, rng.randint(1, 2))),
+                passed=tests_passed == tests_total,
+                score=tests_passed / tests_total,
+                tests_total=tests_total,
+                tests_passed=tests_passed,
+                duration_ms=rng.randint(5, 5000),
+                submitted_at=start + timedelta(minutes=7 * n + rng.randint(0, 5)),
+            )
+        )
+    return events
+
+
+def publish(settings: Settings, events: Sequence[AttemptGraded]) -> list[Delivery]:
+    producer = EventProducer(settings.kafka)
+    return producer.publish_many(events, Deadline.after(120.0))
+
+
+def wait_for_lag_zero(settings: Settings, timeout_s: float = 180.0) -> None:
+    """Until the ingest group has committed everything on every partition of the topic."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": settings.ingest.group_id,
+        }
+    )
+    partitions = [
+        TopicPartition(settings.kafka.events_topic, p) for p in range(settings.kafka.partitions)
+    ]
+    deadline = Deadline.after(timeout_s)
+    lag: dict[int, int] = {}
+    try:
+        while not deadline.expired():
+            committed = consumer.committed(partitions, timeout=10)
+            lag = {}
+            for tp in committed:
+                _, high = consumer.get_watermark_offsets(tp, timeout=10)
+                lag[tp.partition] = high - max(tp.offset, 0)
+            if not any(lag.values()):
+                return
+            time.sleep(0.25)
+    finally:
+        consumer.close()
+    raise AssertionError(f"ingest lag did not reach 0 within {timeout_s} s: {lag}")
+
+
+def assert_matches_fold(
+    settings: Settings, events: Sequence[AttemptGraded], deliveries: Sequence[Delivery]
+) -> None:
+    """Shard memory, Redis and PostgreSQL all equal the fold of each student's events."""
+    model: ModelParameters = load_model(settings.mastery)
+    thresholds = settings.mastery.thresholds()
+    by_student: dict[str, list[tuple[int, AttemptGraded]]] = defaultdict(list)
+    partition_of: dict[str, int] = {}
+    for event, delivery in zip(events, deliveries, strict=True):
+        by_student[event.student_id].append((delivery.offset, event))
+        partition_of[event.student_id] = delivery.partition
+    expected = {
+        student: fold(student, [e for _, e in sorted(items)], model, thresholds)
+        for student, items in by_student.items()
+    }
+    last_offset = {student: max(o for o, _ in items) for student, items in by_student.items()}
+
+    # 1. the shards' memory (or, for evicted students, what the shard loads)
+    students_by_partition: dict[int, list[str]] = defaultdict(list)
+    for student, partition in partition_of.items():
+        students_by_partition[partition].append(student)
+    for partition, students in students_by_partition.items():
+        got = ray.get(registry.shard(settings, partition).state_of.remote(students))
+        for student in students:
+            assert got[student].components == expected[student].components, student
+            assert got[student].applied_offset == last_offset[student], student
+
+    # 2. Redis
+    client = redis.Redis.from_url(settings.redis.url)
+    try:
+        raw = client.mget([keys.state(s) for s in expected])
+    finally:
+        client.close()
+    for (student, state), value in zip(expected.items(), raw, strict=True):
+        assert value is not None, f"no Redis state for {student}"
+        saved = state_codec.decode(value)
+        assert saved.components == state.components, student
+        assert saved.applied_offset == last_offset[student], student
+
+    # 3. PostgreSQL: history once per event, weekly aggregates as folded
+    counts, weekly = asyncio.run(_postgres_view(settings, list(expected)))
+    for student, items in by_student.items():
+        assert counts.get(student, 0) == len(items), student
+        reference = weekly_aggregates(student, [e for _, e in sorted(items)], model, thresholds)
+        got_weeks = weekly.get(student, {})
+        assert set(got_weeks) == set(reference), student
+        for key, aggregate in reference.items():
+            assert got_weeks[key] == (
+                aggregate.attempts,
+                aggregate.correct,
+                aggregate.p_mastered,
+            ), (
+                student,
+                key,
+            )
+
+
+async def _postgres_view(
+    settings: Settings, students: list[str]
+) -> tuple[dict[str, int], dict[str, dict[tuple[str, int, int], tuple[int, int, float]]]]:
+    conn = await asyncpg.connect(settings.postgres.dsn())
+    try:
+        rows = await conn.fetch(
+            "SELECT student_id, count(*) AS n, count(DISTINCT event_id) AS distinct_ids "
+            "FROM attempts WHERE student_id = ANY($1::text[]) GROUP BY student_id",
+            students,
+        )
+        counts = {}
+        for row in rows:
+            assert row["n"] == row["distinct_ids"]
+            counts[row["student_id"]] = int(row["n"])
+        weekly: dict[str, dict[tuple[str, int, int], tuple[int, int, float]]] = defaultdict(dict)
+        for row in await conn.fetch(
+            "SELECT * FROM weekly_mastery WHERE student_id = ANY($1::text[])", students
+        ):
+            weekly[row["student_id"]][(row["component"], row["iso_year"], row["iso_week"])] = (
+                row["attempts"],
+                row["correct"],
+                row["p_mastered"],
+            )
+        return counts, weekly
+    finally:
+        await conn.close()
+
+
+def shard_stats(settings: Settings) -> list[dict[str, Any]]:
+    return list(
+        ray.get(
+            [registry.shard(settings, p).stats.remote() for p in range(settings.kafka.partitions)]
+        )
+    )

@@ -1,0 +1,173 @@
+"""The ingest path end to end: Kafka → ingest deployment → shards → PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import defaultdict
+
+import pytest
+import ray
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from actors import registry
+from ingest.producer import producer_config
+from learnflow.deadline import Deadline
+from learnflow.settings import Settings
+from tests.integration.pipeline import (
+    assert_matches_fold,
+    make_events,
+    publish,
+    wait_for_lag_zero,
+)
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+
+def test_every_store_equals_the_fold(settings: Settings) -> None:
+    events = make_events(students=2000, total=20_000, seed=42)
+
+    deliveries = publish(settings, events)
+    wait_for_lag_zero(settings)
+
+    assert_matches_fold(settings, events, deliveries)
+
+
+def test_shards_are_named_per_partition(settings: Settings) -> None:
+    names = {
+        actor["name"]
+        for actor in ray.util.list_named_actors(all_namespaces=True)
+        if isinstance(actor, dict) and actor.get("namespace") == settings.ray.namespace
+    }
+
+    assert {f"shard-{p}" for p in range(settings.kafka.partitions)} <= names
+
+
+def dlq_end_offsets(settings: Settings) -> dict[int, int]:
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "probe"}
+    )
+    try:
+        return {
+            p: consumer.get_watermark_offsets(
+                TopicPartition(settings.kafka.dlq_topic, p), timeout=10
+            )[1]
+            for p in range(settings.kafka.dlq_partitions)
+        }
+    finally:
+        consumer.close()
+
+
+def read_dlq(settings: Settings, start: dict[int, int], expected: int) -> list[dict[str, str]]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"dlq-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+            "max.partition.fetch.bytes": 8 * 1024 * 1024,
+        }
+    )
+    consumer.assign([TopicPartition(settings.kafka.dlq_topic, p, o) for p, o in start.items()])
+    found: list[dict[str, str]] = []
+    deadline = Deadline.after(120.0)
+    try:
+        while len(found) < expected and not deadline.expired():
+            for msg in consumer.consume(num_messages=100, timeout=deadline.cap(1.0)):
+                if msg.error():
+                    continue
+                headers = {k: v.decode() for k, v in msg.headers() or []}
+                headers["value_bytes"] = str(len(msg.value() or b""))
+                found.append(headers)
+    finally:
+        consumer.close()
+    return found
+
+
+def test_bad_input_goes_to_the_dlq_and_the_stream_goes_on(settings: Settings) -> None:
+    good = make_events(students=20, total=60, seed=9)
+    student = good[0].student_id
+    template = json.loads(good[0].to_json())
+    bad_values = {
+        "invalid JSON": b'{"schema_version": 1, "student_id": ',
+        "missing fields": json.dumps({"schema_version": 1, "student_id": student}).encode(),
+        "wrong types": json.dumps({**template, "score": "high", "passed": "yes"}).encode(),
+        "1 MB value": json.dumps({**template, "exercise_id": "x" * 1_000_000}).encode(),
+        "unknown schema_version": json.dumps({**template, "schema_version": 99}).encode(),
+    }
+    start = dlq_end_offsets(settings)
+    producer = Producer(producer_config(settings.kafka))
+    delivered: dict[str, tuple[int, int]] = {}
+
+    def remember(label: str):  # type: ignore[no-untyped-def]
+        def callback(err, msg):  # type: ignore[no-untyped-def]
+            assert err is None, err
+            delivered[label] = (msg.partition(), msg.offset())
+
+        return callback
+
+    half = len(good) // 2
+    first = publish(settings, good[:half])
+    for label, value in bad_values.items():
+        producer.produce(
+            settings.kafka.events_topic, key=student.encode(), value=value,
+            on_delivery=remember(label),
+        )  # fmt: skip
+    assert producer.flush(30) == 0
+    second = publish(settings, good[half:])
+    wait_for_lag_zero(settings)
+
+    letters = read_dlq(settings, start, expected=len(bad_values))
+    by_source = {(int(h["source.partition"]), int(h["source.offset"])): h for h in letters}
+    for label, source in delivered.items():
+        assert source in by_source, f"{label} not on the DLQ"
+        header = by_source[source]
+        assert header["source.topic"] == settings.kafka.events_topic
+        assert header["error"].startswith("invalid event"), (label, header["error"])
+    assert "schema_version" in by_source[delivered["unknown schema_version"]]["error"]
+    assert "score" in by_source[delivered["wrong types"]]["error"]
+    assert int(by_source[delivered["1 MB value"]]["value_bytes"]) > 1_000_000
+    assert_matches_fold(settings, good, first + second)
+
+
+def test_a_killed_shard_recovers_lazily(settings: Settings) -> None:
+    """Kill a shard holding 100,000 students; it must apply the next batch with all state."""
+    partition = 5
+    events = make_events(students=100_000, total=100_000, seed=5)
+    producer = Producer(producer_config(settings.kafka, **{"linger.ms": 20}))
+    for event in events:
+        while True:
+            try:
+                producer.produce(
+                    settings.kafka.events_topic, key=event.key, value=event.to_json(),
+                    partition=partition,
+                )  # fmt: skip
+                break
+            except BufferError:
+                producer.poll(0.1)
+    assert producer.flush(120) == 0
+    wait_for_lag_zero(settings, timeout_s=300)
+    shard = registry.shard(settings, partition)
+    assert ray.get(shard.stats.remote())["resident_students"] >= 100_000
+
+    follow_up = make_events(students=1, total=1, seed=6, prefix=events[0].student_id[:8])[0]
+    follow_up = follow_up.model_copy(update={"student_id": events[0].student_id})
+    began = time.monotonic()
+    ray.kill(shard, no_restart=False)
+    producer.produce(
+        settings.kafka.events_topic, key=follow_up.key, value=follow_up.to_json(),
+        partition=partition,
+    )  # fmt: skip
+    assert producer.flush(30) == 0
+    wait_for_lag_zero(settings, timeout_s=120)
+    recovered_in = time.monotonic() - began
+    print(f"\nshard with 100,000 students: next batch applied {recovered_in:.2f} s after kill")  # noqa: T201
+
+    stats = ray.get(registry.shard(settings, partition).stats.remote())
+    assert stats["uptime_s"] < recovered_in + 5  # a new process
+    assert stats["resident_students"] < 10  # nothing was preloaded
+    per_student = defaultdict(list)
+    for event in (events[0], follow_up):
+        per_student[event.student_id].append(event)
+    state = ray.get(registry.shard(settings, partition).state_of.remote([events[0].student_id]))
+    assert state[events[0].student_id].components[follow_up.components[0]].attempts >= 1
