@@ -82,6 +82,9 @@ class RedisStateStore:
             pipe.set(keys.partition_checkpoint(batch.topic, batch.partition), batch.last_offset)
             await pipe.execute()
 
+    async def publish_stats(self, topic: str, partition: int, figures: dict[str, int]) -> None:
+        await self._redis.hset(keys.partition_stats(topic, partition), mapping=figures)  # type: ignore[arg-type]
+
     async def watermark(self, topic: str, partition: int) -> int:
         value = await self._redis.get(keys.partition_checkpoint(topic, partition))
         return int(value) if value is not None else -1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -80,6 +81,7 @@ class StudentShard:
         self._latencies: deque[float] = deque(maxlen=settings.shards.latency_samples)
         self._counts = {"applied": 0, "skipped": 0, "dead_lettered": 0, "batches": 0}
         self._started_at = time.monotonic()
+        self._next_stats = 0.0
         self._metrics = _ShardMetrics(f"{settings.shards.name_prefix}-{partition}")
 
     def __repr__(self) -> str:
@@ -155,6 +157,7 @@ class StudentShard:
         return {
             "partition": self.partition,
             "topic": self.topic,
+            "pid": os.getpid(),
             "resident_students": len(self._students),
             "checkpointed_offset": self._watermark,
             "uptime_s": time.monotonic() - self._started_at,
@@ -279,7 +282,21 @@ class StudentShard:
         self._counts["dead_lettered"] += len(dead)
         self._counts["batches"] += 1
         self._metrics.batch(len(applied), len(dead), len(self._students))
+        await self._publish_stats()
         return BatchResult(self.partition, last, len(applied), skipped, tuple(dead))
+
+    async def _publish_stats(self) -> None:
+        """Leave figures in Redis for ``learnflow status`` (at most once a second)."""
+        now = time.monotonic()
+        if now < self._next_stats:
+            return
+        self._next_stats = now + 1.0
+        try:
+            await self._redis.publish_stats(
+                self.topic, self.partition, {**self._counts, "resident": len(self._students)}
+            )
+        except Exception as err:  # figures for operators must never fail a batch
+            logger.info("%s[%d]: stats not published: %s", self.topic, self.partition, err)
 
     async def _checkpoint(self, batch: CheckpointBatch) -> None:
         """Save one batch, in an order that survives a crash between any two steps.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any, cast
 
 from ray import serve as ray_serve
@@ -25,7 +26,7 @@ class IngestDeployment:
             raise RuntimeError(f"ingest loop is not running: {self._loop.error!r}")
 
     def stats(self) -> dict[str, Any]:
-        return self._loop.stats()
+        return {**self._loop.stats(), "pid": os.getpid()}
 
     async def __del__(self) -> None:
         await asyncio.to_thread(self._loop.stop, 60.0)

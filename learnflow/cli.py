@@ -99,6 +99,22 @@ def status(verbose: Verbose = False) -> None:
             row.detail,
         )
     console.print(table)
+    running = {row.name: row.running for row in rows}
+    if running["kafka"] and running["redis"]:
+        from learnflow.platform.partitions import partition_status
+
+        shards = Table("partition", "end offset", "committed", "lag", "resident students",
+                       "applied (since start)", title=settings.kafka.events_topic)  # fmt: skip
+        for part in partition_status(settings):
+            shards.add_row(
+                str(part.partition),
+                f"{part.end_offset:,}",
+                "-" if part.committed is None else f"{part.committed:,}",
+                "-" if part.lag is None else f"{part.lag:,}",
+                "-" if part.resident_students is None else f"{part.resident_students:,}",
+                "-" if part.applied is None else f"{part.applied:,}",
+            )
+        console.print(shards)
     if not all(row.running for row in rows):
         raise typer.Exit(1)
 

@@ -27,3 +27,8 @@ def idempotency(student_id: str, request_id: str) -> str:
 def partition_checkpoint(topic: str, partition: int) -> str:
     """The last offset of ``topic[partition]`` whose students are all saved in Redis."""
     return f"partition:{{{topic}:{partition}}}:checkpoint"
+
+
+def partition_stats(topic: str, partition: int) -> str:
+    """Hash of the partition shard's figures (resident students, events applied, …)."""
+    return f"partition:{{{topic}:{partition}}}:stats"
