@@ -7,6 +7,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from actors.checkpoint import CheckpointBatch
 from learnflow import keys, state_codec
@@ -14,13 +18,16 @@ from learnflow.settings import RedisSettings, ShardSettings
 from learnflow.student_state import StudentState
 
 
-def connect(settings: RedisSettings) -> aioredis.Redis:
+def connect(settings: RedisSettings, socket_timeout_s: float | None = None) -> aioredis.Redis:
+    """An asyncio client that survives a Redis restart: a dead pooled connection is retried."""
     return aioredis.Redis.from_url(
         settings.url,
         password=settings.password.get_secret_value() if settings.password else None,
-        socket_timeout=max(settings.socket_timeout_s, 5.0),
+        socket_timeout=socket_timeout_s or settings.socket_timeout_s,
         socket_connect_timeout=settings.socket_timeout_s,
-        health_check_interval=30,
+        health_check_interval=5,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
 
 

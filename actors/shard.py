@@ -181,7 +181,9 @@ class StudentShard:
 
     async def _connect(self) -> None:
         settings = self._settings
-        self._redis = RedisStateStore(redis_store.connect(settings.redis), settings.shards)
+        self._redis = RedisStateStore(
+            redis_store.connect(settings.redis, socket_timeout_s=10.0), settings.shards
+        )
         pool = await postgres_store.connect(settings.postgres, settings.shards.postgres_pool_size)
         self._history = PostgresHistoryStore(pool)
         redis_mark = await self._redis.watermark(self.topic, self.partition)

@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
-import redis.asyncio as aioredis
 from confluent_kafka.admin import AdminClient
 
+from actors import redis_store
 from learnflow.deadline import Deadline
 from learnflow.settings import Settings
 
@@ -32,14 +32,7 @@ class Readiness:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._redis = aioredis.Redis.from_url(
-            settings.redis.url,
-            password=(
-                settings.redis.password.get_secret_value() if settings.redis.password else None
-            ),
-            socket_timeout=settings.redis.socket_timeout_s,
-            socket_connect_timeout=settings.redis.socket_timeout_s,
-        )
+        self._redis = redis_store.connect(settings.redis)
         self._kafka = AdminClient(
             {
                 "bootstrap.servers": settings.kafka.bootstrap_servers,

@@ -15,7 +15,7 @@ from ray import serve as ray_serve
 
 from actors import registry
 from ingest.deployment import build_ingest
-from ingest.producer import Delivery
+from ingest.producer import Delivery, EventProducer
 from learnflow.deadline import Deadline
 from learnflow.events import AttemptGraded
 from learnflow.platform import kafka as local_kafka
@@ -25,7 +25,6 @@ from serve.deployment import INGEST_APP
 from tests.integration.pipeline import (
     assert_matches_fold,
     make_events,
-    publish,
     wait_for_lag_zero,
 )
 
@@ -47,12 +46,19 @@ class Stream:
     def _run(
         self, settings: Settings, events: Sequence[AttemptGraded], chunk: int, pause_s: float
     ) -> None:
+        # One long-lived idempotent producer, as a service would hold: it rides out a broker
+        # restart by retrying within librdkafka's own message timeout.
+        producer = EventProducer(settings.kafka)
         try:
             for start in range(0, len(events), chunk):
-                self.deliveries += publish(settings, events[start : start + chunk])
+                self.deliveries += producer.publish_many(
+                    events[start : start + chunk], Deadline.after(300.0)
+                )
                 time.sleep(pause_s)
         except BaseException as err:
             self.error = err
+        finally:
+            producer.close(Deadline.after(30.0))
 
     def __enter__(self) -> Stream:
         self._thread.start()
