@@ -6,7 +6,7 @@ LEARNFLOW := $(BIN)/learnflow
 PYTEST := $(BIN)/python -m pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap up down status test test-unit test-integration lint bench bench-mastery
+.PHONY: help bootstrap up down status test test-unit test-integration lint bench bench-mastery bench-ingest
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -37,7 +37,10 @@ lint: bootstrap ## ruff (lint + format check) and mypy
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy
 
-bench: bench-mastery ## Run every benchmark and print its figures
+bench: bench-mastery bench-ingest ## Run every benchmark and print its figures
 
 bench-mastery: bootstrap ## BKT fit vs pyBKT 1.4.3 (C++): fit time, AUC, log-loss, RMSE, parameter MAE
 	@$(BIN)/python -m benchmarks.mastery
+
+bench-ingest: up ## Ingest path vs a bare Kafka consumer: events/s, latency p50/p99, recovery
+	@$(BIN)/python -m benchmarks.ingest

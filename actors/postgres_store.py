@@ -11,25 +11,27 @@ from actors.checkpoint import AppliedEvent, CheckpointBatch
 from learnflow.events import AttemptGraded
 from learnflow.settings import PostgresSettings
 
-_INSERT_ATTEMPTS = """
-INSERT INTO attempts (event_id, student_id, exercise_id, components, passed, score,
-                      tests_passed, tests_total, duration_ms, submitted_at,
-                      kafka_partition, kafka_offset)
-SELECT e.event_id, e.student_id, e.exercise_id, string_to_array(e.components, ','), e.passed,
-       e.score, e.tests_passed, e.tests_total, e.duration_ms, e.submitted_at, $11, e.kafka_offset
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::float8[],
-            $7::int[], $8::int[], $9::int[], $10::timestamptz[], $12::bigint[])
-     AS e(event_id, student_id, exercise_id, components, passed, score, tests_passed,
-          tests_total, duration_ms, submitted_at, kafka_offset)
-ON CONFLICT (event_id) DO NOTHING
-"""
-
-# Each student's events are ordered by offset (one partition per student), so a weekly row
-# counts only steps above its last_offset: replaying a batch adds nothing twice.
-_UPSERT_WEEKLY = """
-WITH step AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::bigint[],
-                         $6::bool[], $7::float8[])
+# The whole PostgreSQL step of a checkpoint is one statement (one round trip, one transaction):
+# attempt rows (ignored if their event_id exists), weekly aggregates and the partition watermark.
+# Each student's events are ordered by offset (one partition per student), so a weekly row counts
+# only steps above its last_offset: replaying a batch adds nothing twice.
+_RECORD_BATCH = """
+WITH inserted AS (
+    INSERT INTO attempts (event_id, student_id, exercise_id, components, passed, score,
+                          tests_passed, tests_total, duration_ms, submitted_at,
+                          kafka_partition, kafka_offset)
+    SELECT e.event_id, e.student_id, e.exercise_id, string_to_array(e.components, ','),
+           e.passed, e.score, e.tests_passed, e.tests_total, e.duration_ms, e.submitted_at,
+           $11, e.kafka_offset
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::float8[],
+                $7::int[], $8::int[], $9::int[], $10::timestamptz[], $12::bigint[])
+         AS e(event_id, student_id, exercise_id, components, passed, score, tests_passed,
+              tests_total, duration_ms, submitted_at, kafka_offset)
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING 1
+), step AS (
+    SELECT * FROM unnest($13::text[], $14::text[], $15::int[], $16::int[], $17::bigint[],
+                         $18::bool[], $19::float8[])
         AS s(student_id, component, iso_year, iso_week, kafka_offset, passed, p_mastered)
 ), fresh AS (
     SELECT step.* FROM step
@@ -40,24 +42,28 @@ WITH step AS (
            count(*) FILTER (WHERE passed) AS correct, max(kafka_offset) AS last_offset,
            (array_agg(p_mastered ORDER BY kafka_offset DESC))[1] AS p_mastered
     FROM fresh GROUP BY student_id, component, iso_year, iso_week
+), weekly AS (
+    INSERT INTO weekly_mastery AS w (student_id, component, iso_year, iso_week, attempts,
+                                     correct, p_mastered, last_offset)
+    SELECT student_id, component, iso_year, iso_week, attempts, correct, p_mastered,
+           last_offset
+    FROM agg
+    ON CONFLICT (student_id, component, iso_year, iso_week) DO UPDATE
+    SET attempts = w.attempts + EXCLUDED.attempts,
+        correct = w.correct + EXCLUDED.correct,
+        p_mastered = EXCLUDED.p_mastered,
+        last_offset = EXCLUDED.last_offset,
+        updated_at = now()
+    RETURNING 1
+), watermark AS (
+    INSERT INTO partition_checkpoints (topic, partition, kafka_offset) VALUES ($20, $11, $21)
+    ON CONFLICT (topic, partition) DO UPDATE
+    SET kafka_offset = GREATEST(partition_checkpoints.kafka_offset, EXCLUDED.kafka_offset),
+        updated_at = now()
+    RETURNING 1
 )
-INSERT INTO weekly_mastery AS w (student_id, component, iso_year, iso_week, attempts, correct,
-                                 p_mastered, last_offset)
-SELECT student_id, component, iso_year, iso_week, attempts, correct, p_mastered, last_offset
-FROM agg
-ON CONFLICT (student_id, component, iso_year, iso_week) DO UPDATE
-SET attempts = w.attempts + EXCLUDED.attempts,
-    correct = w.correct + EXCLUDED.correct,
-    p_mastered = EXCLUDED.p_mastered,
-    last_offset = EXCLUDED.last_offset,
-    updated_at = now()
-"""
-
-_UPSERT_WATERMARK = """
-INSERT INTO partition_checkpoints (topic, partition, kafka_offset) VALUES ($1, $2, $3)
-ON CONFLICT (topic, partition) DO UPDATE
-SET kafka_offset = GREATEST(partition_checkpoints.kafka_offset, EXCLUDED.kafka_offset),
-    updated_at = now()
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM weekly),
+       (SELECT count(*) FROM watermark)
 """
 
 
@@ -79,7 +85,7 @@ async def connect(settings: PostgresSettings, size: int) -> asyncpg.Pool:
 
 
 class PostgresHistoryStore:
-    """One transaction per checkpoint; idempotent on ``event_id`` and on offsets."""
+    """One statement per checkpoint; idempotent on ``event_id`` and on offsets."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -87,35 +93,30 @@ class PostgresHistoryStore:
     async def record(self, batch: CheckpointBatch) -> None:
         events = [applied.event for applied in batch.applied]
         steps = batch.steps
-        async with self._pool.acquire() as conn, conn.transaction():
-            if events:
-                await conn.execute(
-                    _INSERT_ATTEMPTS,
-                    [e.event_id for e in events],
-                    [e.student_id for e in events],
-                    [e.exercise_id for e in events],
-                    [",".join(e.components) for e in events],
-                    [e.passed for e in events],
-                    [e.score for e in events],
-                    [e.tests_passed for e in events],
-                    [e.tests_total for e in events],
-                    [e.duration_ms for e in events],
-                    [e.submitted_at for e in events],
-                    batch.partition,
-                    [applied.offset for applied in batch.applied],
-                )
-            if steps:
-                await conn.execute(
-                    _UPSERT_WEEKLY,
-                    [s.student_id for s in steps],
-                    [s.component for s in steps],
-                    [s.iso_year for s in steps],
-                    [s.iso_week for s in steps],
-                    [s.offset for s in steps],
-                    [s.passed for s in steps],
-                    [s.p_mastered for s in steps],
-                )
-            await conn.execute(_UPSERT_WATERMARK, batch.topic, batch.partition, batch.last_offset)
+        await self._pool.execute(
+            _RECORD_BATCH,
+            [e.event_id for e in events],
+            [e.student_id for e in events],
+            [e.exercise_id for e in events],
+            [",".join(e.components) for e in events],
+            [e.passed for e in events],
+            [e.score for e in events],
+            [e.tests_passed for e in events],
+            [e.tests_total for e in events],
+            [e.duration_ms for e in events],
+            [e.submitted_at for e in events],
+            batch.partition,
+            [applied.offset for applied in batch.applied],
+            [s.student_id for s in steps],
+            [s.component for s in steps],
+            [s.iso_year for s in steps],
+            [s.iso_week for s in steps],
+            [s.offset for s in steps],
+            [s.passed for s in steps],
+            [s.p_mastered for s in steps],
+            batch.topic,
+            batch.last_offset,
+        )
 
     async def watermark(self, topic: str, partition: int) -> int:
         value = await self._pool.fetchval(

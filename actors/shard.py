@@ -82,6 +82,7 @@ class StudentShard:
         self._counts = {"applied": 0, "skipped": 0, "dead_lettered": 0, "batches": 0}
         self._started_at = time.monotonic()
         self._next_stats = 0.0
+        self._busy_s = 0.0
         self._metrics = _ShardMetrics(f"{settings.shards.name_prefix}-{partition}")
 
     def __repr__(self) -> str:
@@ -98,6 +99,7 @@ class StudentShard:
         would leave a gap, so it is rejected and the caller resends from the shard's watermark.
         """
         async with self._lock:
+            began = time.perf_counter()
             await self._start()
             if previous_offset is not None and previous_offset > self._watermark:
                 logger.warning(
@@ -109,6 +111,7 @@ class StudentShard:
             if not fresh:
                 return BatchResult(self.partition, self._watermark, skipped=len(records))
             result = await self._apply(fresh, skipped=len(records) - len(fresh))
+            self._busy_s += time.perf_counter() - began
         async with self._changed:
             self._changed.notify_all()
         return result
@@ -161,6 +164,7 @@ class StudentShard:
             "resident_students": len(self._students),
             "checkpointed_offset": self._watermark,
             "uptime_s": time.monotonic() - self._started_at,
+            "busy_s": self._busy_s,
             **self._counts,
         }
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from learnflow.bkt import BKTParams, ModelParameters
 from learnflow.exceptions import LearnFlowError
-from learnflow.fitting import ComponentFit
+
+if TYPE_CHECKING:  # fitting pulls in numba: the shards that read this file never need it
+    from learnflow.fitting import ComponentFit
 
 FORMAT: Final = "learnflow.bkt-parameters"
 

@@ -99,10 +99,13 @@ class IngestSettings(BaseModel):
     replicas: int = Field(default=1, ge=1, le=64)
     num_cpus: float = Field(default=0.25, ge=0, le=2)
     max_batch: int = Field(default=5000, ge=1, le=100_000)
-    """Messages taken from Kafka per poll; split by partition into one shard call each."""
-    max_in_flight_per_partition: int = Field(default=2, ge=1, le=16)
-    poll_timeout_s: float = Field(default=0.05, gt=0, le=5)
-    retry_backoff_s: float = Field(default=0.5, gt=0, le=30)
+    """Messages taken from Kafka per poll, and the most sent to a shard in one call."""
+    max_in_flight_per_partition: int = Field(default=1, ge=1, le=16)
+    """Batches a shard may have queued; later records wait and go as one larger batch."""
+    poll_timeout_s: float = Field(default=0.02, gt=0, le=5)
+    retry_backoff_s: float = Field(default=0.2, gt=0, le=30)
+    commit_interval_s: float = Field(default=0.2, gt=0, le=10)
+    """Checkpointed offsets are committed together at most this often (and on revoke/stop)."""
 
 
 class ShardSettings(BaseModel):

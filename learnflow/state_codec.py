@@ -1,28 +1,29 @@
-"""``StudentState`` to and from JSON, exactly: floats keep every bit (shortest repr)."""
+"""``StudentState`` to and from JSON, exactly: floats in their shortest round-trip form, dates
+and times as ISO 8601 with their UTC offset."""
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 from typing import Any
+
+import orjson
 
 from learnflow.student_state import ComponentMastery, StudentState
 
 
 def encode(state: StudentState) -> bytes:
-    return json.dumps(
+    return orjson.dumps(
         {
             "v": 1,
             "student_id": state.student_id,
             "applied_offset": state.applied_offset,
             "components": {name: _component(mastery) for name, mastery in state.components.items()},
-        },
-        separators=(",", ":"),
-    ).encode()
+        }
+    )
 
 
 def decode(raw: bytes | str) -> StudentState:
-    data = json.loads(raw)
+    data = orjson.loads(raw)
     if data.get("v") != 1:
         raise ValueError(f"unknown student state version {data.get('v')!r}")
     return StudentState(
@@ -47,11 +48,9 @@ def _component(mastery: ComponentMastery) -> dict[str, Any]:
         "p": mastery.p_mastered,
         "attempts": mastery.attempts,
         "correct": mastery.correct,
-        "last": mastery.last_attempt_at.isoformat() if mastery.last_attempt_at else None,
-        "proficient_since": (
-            mastery.proficient_since.isoformat() if mastery.proficient_since else None
-        ),
-        "confirmed_on": mastery.confirmed_on.isoformat() if mastery.confirmed_on else None,
+        "last": mastery.last_attempt_at,
+        "proficient_since": mastery.proficient_since,
+        "confirmed_on": mastery.confirmed_on,
     }
 
 

@@ -1,0 +1,323 @@
+"""Benchmark: the ingest path against a bare Kafka consumer, in one run on this machine.
+
+1. Pre-produces 200,000 ``attempt.graded`` events (10,000 students, 6 components) to a fresh
+   12-partition topic.
+2. (a) a bare confluent-kafka consumer reads them as fast as it can: the ceiling here;
+   (b) the full path (IngestLoop → StudentShard actors → PostgreSQL + Redis → commit) from a
+   fresh consumer group: events consumed, applied, checkpointed and committed per second.
+3. At a steady 1,000 events/s for 15 s: produce-to-checkpointed latency p50 / p99.
+4. A shard holding 100,000 students is SIGKILLed: time until it has applied the next batch.
+
+Runs against the platform of ``make up`` in its own topic, consumer group and actor namespace,
+and removes them afterwards. Run with ``make bench-ingest``.
+"""
+
+from __future__ import annotations
+
+from learnflow.platform import ray as local_ray
+from learnflow.settings import Settings
+
+# Ray reads its token settings when first imported: point it at the local cluster first.
+local_ray.use_cluster_env(Settings())
+
+import asyncio
+import logging
+import os
+import random
+import signal
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import numpy as np
+import ray
+import redis
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from actors import registry
+from ingest import topics
+from ingest.consumer import IngestLoop
+from ingest.producer import producer_config
+from learnflow.deadline import Deadline
+from learnflow.events import AttemptGraded
+
+EVENTS, STUDENTS, RESIDENTS = 200_000, 10_000, 100_000
+COMPONENTS = ("variables", "conditionals", "loops", "functions", "strings", "lists")
+STEADY_RATE, STEADY_SECONDS = 1000, 15
+
+
+def say(text: str) -> None:
+    print(text, flush=True)  # noqa: T201 - a benchmark prints its figures
+
+
+def bench_settings(base: Settings, run: str) -> Settings:
+    return base.model_copy(
+        update={
+            "kafka": base.kafka.model_copy(update={"events_topic": f"bench.events.{run}"}),
+            "ingest": base.ingest.model_copy(update={"group_id": f"bench-ingest-{run}"}),
+            "ray": base.ray.model_copy(update={"namespace": f"learnflow-bench-{run}"}),
+        }
+    )
+
+
+def make_values(run: str, count: int, students: int, seed: int) -> list[tuple[bytes, bytes]]:
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
+    start = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    out = []
+    for n in range(count):
+        student = f"bench-{run}-{n % students:06d}"
+        total = rng.randint(1, 6)
+        passed = total if rng.random() < 0.55 else rng.randint(0, total - 1)
+        event = AttemptGraded(
+            event_id=uuid.uuid4(),
+            student_id=student,
+            exercise_id=f"ex-{rng.randint(1, 15)}",
+            components=tuple(rng.sample(COMPONENTS, rng.randint(1, 2))),
+            passed=passed == total,
+            score=passed / total,
+            tests_total=total,
+            tests_passed=passed,
+            duration_ms=rng.randint(5, 5000),
+            submitted_at=start + timedelta(seconds=n),
+        )
+        out.append((event.key, event.to_json()))
+    return out
+
+
+def produce(
+    settings: Settings, values: list[tuple[bytes, bytes]], partition: int | None = None
+) -> None:
+    producer = Producer(producer_config(settings.kafka, **{"linger.ms": 20}))
+    for key, value in values:
+        while True:
+            try:
+                if partition is None:
+                    producer.produce(settings.kafka.events_topic, key=key, value=value)
+                else:
+                    producer.produce(
+                        settings.kafka.events_topic, key=key, value=value, partition=partition
+                    )
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(120):
+        raise RuntimeError("pre-production did not complete")
+
+
+def bare_consumer_rate(settings: Settings, total: int) -> float:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"bench-bare-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 16 * 1024 * 1024,
+        }
+    )
+    consumer.assign(
+        [
+            TopicPartition(settings.kafka.events_topic, p, 0)
+            for p in range(settings.kafka.partitions)
+        ]
+    )
+    seen = 0
+    began = time.perf_counter()
+    deadline = Deadline.after(300)
+    while seen < total and not deadline.expired():
+        seen += sum(1 for m in consumer.consume(num_messages=10_000, timeout=1.0) if not m.error())
+    elapsed = time.perf_counter() - began
+    consumer.close()
+    return seen / elapsed
+
+
+def committed_total(consumer: Consumer, settings: Settings) -> int:
+    tps = [TopicPartition(settings.kafka.events_topic, p) for p in range(settings.kafka.partitions)]
+    return sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10))
+
+
+def full_path_rate(settings: Settings, total: int) -> tuple[float, float]:
+    """(steady rate after the first 5 %, rate from start including the group join)."""
+    probe = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": settings.ingest.group_id,
+        }
+    )
+    loop = IngestLoop(settings)
+    began = time.perf_counter()
+    loop.start()
+    mark: tuple[float, int] | None = None
+    deadline = Deadline.after(900)
+    done = 0
+    while done < total and not deadline.expired():
+        time.sleep(0.05)
+        done = committed_total(probe, settings)
+        if mark is None and done >= total * 0.05:
+            mark = (time.perf_counter(), done)
+    finished = time.perf_counter()
+    probe.close()
+    if done < total or mark is None:
+        raise RuntimeError(f"full path committed only {done} of {total} events")
+    benchmark_state["loop"] = loop
+    return (total - mark[1]) / (finished - mark[0]), total / (finished - began)
+
+
+benchmark_state: dict[str, IngestLoop] = {}
+
+
+def steady_latency(settings: Settings, run: str) -> tuple[float, float, int]:
+    shards = [registry.shard(settings, p) for p in range(settings.kafka.partitions)]
+    ray.get([s.latency_samples.remote(clear=True) for s in shards])
+    producer = Producer(producer_config(settings.kafka))
+    values = make_values(f"{run}-steady", STEADY_RATE * STEADY_SECONDS, 2000, seed=3)
+    began = time.monotonic()
+    for n, (key, value) in enumerate(values):
+        target = began + n / STEADY_RATE
+        delay = target - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        producer.produce(settings.kafka.events_topic, key=key, value=value)
+        producer.poll(0)
+    producer.flush(60)
+    time.sleep(2.0)
+    samples = np.array(
+        [
+            x
+            for chunk in ray.get([s.latency_samples.remote(clear=True) for s in shards])
+            for x in chunk
+        ]
+    )
+    return float(np.percentile(samples, 50)), float(np.percentile(samples, 99)), len(samples)
+
+
+def recovery_time(settings: Settings, run: str) -> tuple[float, int]:
+    partition = 0
+    produce(settings, make_values(f"{run}-resident", RESIDENTS, RESIDENTS, seed=4), partition)
+    shard = registry.shard(settings, partition)
+    deadline = Deadline.after(600)
+    while ray.get(shard.stats.remote())["resident_students"] < RESIDENTS and not deadline.expired():
+        time.sleep(0.2)
+    stats = ray.get(shard.stats.remote())
+    producer = Producer(producer_config(settings.kafka))
+    key, value = make_values(f"{run}-resident", 1, 1, seed=5)[0]
+    offsets: list[int] = []
+    os.kill(stats["pid"], signal.SIGKILL)
+    began = time.monotonic()
+    producer.produce(
+        settings.kafka.events_topic, key=key, value=value, partition=partition,
+        on_delivery=lambda err, msg: offsets.append(msg.offset() or 0),
+    )  # fmt: skip
+    producer.flush(30)
+    while not deadline.expired():
+        try:
+            view = ray.get(
+                registry.shard(settings, partition).get.remote("-", offsets[0], 1.0), timeout=5
+            )
+            if view["caught_up"]:
+                break
+        except ray.exceptions.RayError:
+            time.sleep(0.02)
+    return time.monotonic() - began, int(stats["resident_students"])
+
+
+async def _drop_history(settings: Settings, run: str) -> None:
+    conn = await asyncpg.connect(settings.postgres.dsn())
+    try:
+        pattern = f"bench-{run}-%"
+        await conn.execute("DELETE FROM attempts WHERE student_id LIKE $1", pattern)
+        await conn.execute("DELETE FROM weekly_mastery WHERE student_id LIKE $1", pattern)
+        await conn.execute(
+            "DELETE FROM partition_checkpoints WHERE topic = $1", settings.kafka.events_topic
+        )
+    finally:
+        await conn.close()
+
+
+def clean_up(settings: Settings, run: str) -> None:
+    loop = benchmark_state.pop("loop", None)
+    if loop is not None:
+        loop.stop()
+    for p in range(settings.kafka.partitions):
+        try:
+            ray.kill(ray.get_actor(registry.shard_name(settings, p), settings.ray.namespace))
+        except ValueError:
+            pass
+    topics.delete_topics(
+        topics.admin_client(settings.kafka), [settings.kafka.events_topic], Deadline.after(60)
+    )
+    asyncio.run(_drop_history(settings, run))
+    client = redis.Redis.from_url(settings.redis.url)
+    for key in client.scan_iter(match=f"student:{{bench-{run}-*", count=5000):
+        client.unlink(key)
+    for key in client.scan_iter(match=f"partition:{{{settings.kafka.events_topic}:*", count=100):
+        client.unlink(key)
+    client.close()
+
+
+def main() -> None:
+    base = Settings()
+    run = uuid.uuid4().hex[:6]
+    settings = bench_settings(base, run)
+    ray.init(
+        address=base.ray.address,
+        namespace=settings.ray.namespace,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
+    topics.ensure_topics(
+        topics.admin_client(settings.kafka),
+        topics.learnflow_topics(settings.kafka)[:1],
+        Deadline.after(60),
+    )
+    try:
+        say(
+            f"pre-producing {EVENTS:,} events "
+            f"({STUDENTS:,} students, {len(COMPONENTS)} components) …"
+        )
+        values = make_values(run, EVENTS, STUDENTS, seed=1)
+        began = time.perf_counter()
+        produce(settings, values)
+        say(f"  produced at {EVENTS / (time.perf_counter() - began):,.0f} events/s")
+        registry.ensure_shards(settings)
+
+        bare = bare_consumer_rate(settings, EVENTS)
+        steady, overall = full_path_rate(settings, EVENTS)
+        say("")
+        say(f"{'path':<58}{'events/s':>12}")
+        say(f"{'(a) bare confluent-kafka consumer (ceiling)':<58}{bare:>12,.0f}")
+        say(f"{'(b) full path: consume, apply, checkpoint PG + Redis, commit':<58}{steady:>12,.0f}")
+        say(f"{'    (b) including consumer-group join and first batches':<58}{overall:>12,.0f}")
+        say(f"    ratio (b)/(a): {steady / bare:.3f}")
+
+        say(f"\nsteady {STEADY_RATE:,} events/s for {STEADY_SECONDS} s …")
+        p50, p99, n = steady_latency(settings, run)
+        say(
+            f"  produce-to-checkpointed latency over {n:,} events: "
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        )
+
+        say(f"\nloading {RESIDENTS:,} students into one shard, then SIGKILL …")
+        recovered, resident = recovery_time(settings, run)
+        say(
+            f"  shard with {resident:,} resident students applied the next batch "
+            f"{recovered:.2f} s after SIGKILL"
+        )
+
+        say("")
+        for label, ok, figure in [
+            (
+                "full path >= 50,000 events/s or >= 0.5 of bare",
+                steady >= 50_000 or steady / bare >= 0.5,
+                f"{steady:,.0f}/s, {steady / bare:.3f} of bare",
+            ),
+            ("p99 produce-to-applied <= 50 ms", p99 <= 50, f"{p99:.1f} ms"),
+            ("recovery <= 2 s", recovered <= 2.0, f"{recovered:.2f} s"),
+        ]:
+            say(f"  [{'met' if ok else 'MISSED'}] {label}: {figure}")
+    finally:
+        clean_up(settings, run)
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Student state survives JSON exactly: what Redis holds must equal the fold bit for bit."""
+
+from __future__ import annotations
+
+from hypothesis import given
+
+from learnflow import keys, state_codec
+from learnflow.bkt import BKTParams, ModelParameters
+from learnflow.events import AttemptGraded
+from learnflow.student_state import StudentState, fold
+from learnflow.weekly import iso_week, weekly_aggregates
+from tests.strategies import student_histories
+
+MODEL = ModelParameters(components={"loops": BKTParams(0.2, 0.3, 0.2, 0.1, 0.05)})
+
+
+@given(student_histories())
+def test_encode_decode_is_exact(events: list[AttemptGraded]) -> None:
+    state = fold(events[0].student_id, events, MODEL)
+    state = StudentState(state.student_id, state.components, applied_offset=len(events) * 7)
+
+    assert state_codec.decode(state_codec.encode(state)) == state
+
+
+@given(student_histories())
+def test_weekly_aggregates_add_up_to_the_fold(events: list[AttemptGraded]) -> None:
+    student = events[0].student_id
+    state = fold(student, events, MODEL)
+
+    weeks = weekly_aggregates(student, events, MODEL)
+
+    for name, mastery in state.components.items():
+        mine = {key: agg for key, agg in weeks.items() if key[0] == name}
+        assert sum(agg.attempts for agg in mine.values()) == mastery.attempts
+        assert sum(agg.correct for agg in mine.values()) == mastery.correct
+        last = max(e.submitted_at for e in events if name in e.components)
+        last_week = (name, *iso_week(last))
+        assert mine[last_week].p_mastered == mastery.p_mastered
+
+
+def test_a_students_keys_share_one_cluster_slot() -> None:
+    student = "alice@example.org"
+    tagged = [
+        keys.state(student),
+        keys.attempts(student, "sum-list"),
+        keys.idempotency(student, "r1"),
+    ]
+
+    assert all("{" + student + "}" in key for key in tagged)
