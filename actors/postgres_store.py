@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -67,13 +68,20 @@ SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM weekly),
 """
 
 
+def connection_args(settings: PostgresSettings) -> dict[str, Any]:
+    """asyncpg keyword arguments for the configured database (password included)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "user": settings.user,
+        "password": settings.password.get_secret_value(),
+        "database": settings.database,
+    }
+
+
 async def connect(settings: PostgresSettings, size: int) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        host=settings.host,
-        port=settings.port,
-        user=settings.user,
-        password=settings.password.get_secret_value(),
-        database=settings.database,
+        **connection_args(settings),
         min_size=1,
         max_size=size,
         timeout=settings.connect_timeout_s,

@@ -23,11 +23,10 @@ local_ray.use_cluster_env(Settings())
 import asyncio
 import logging
 import os
-import random
 import signal
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 import numpy as np
@@ -39,11 +38,10 @@ from actors import registry
 from ingest import topics
 from ingest.consumer import IngestLoop
 from ingest.producer import producer_config
+from learnflow import synthetic
 from learnflow.deadline import Deadline
-from learnflow.events import AttemptGraded
 
 EVENTS, STUDENTS, RESIDENTS = 200_000, 10_000, 100_000
-COMPONENTS = ("variables", "conditionals", "loops", "functions", "strings", "lists")
 STEADY_RATE, STEADY_SECONDS = 1000, 15
 
 
@@ -62,27 +60,10 @@ def bench_settings(base: Settings, run: str) -> Settings:
 
 
 def make_values(run: str, count: int, students: int, seed: int) -> list[tuple[bytes, bytes]]:
-    rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
-    start = datetime(2026, 11, 2, 9, tzinfo=UTC)
-    out = []
-    for n in range(count):
-        student = f"bench-{run}-{n % students:06d}"
-        total = rng.randint(1, 6)
-        passed = total if rng.random() < 0.55 else rng.randint(0, total - 1)
-        event = AttemptGraded(
-            event_id=uuid.uuid4(),
-            student_id=student,
-            exercise_id=f"ex-{rng.randint(1, 15)}",
-            components=tuple(rng.sample(COMPONENTS, rng.randint(1, 2))),
-            passed=passed == total,
-            score=passed / total,
-            tests_total=total,
-            tests_passed=passed,
-            duration_ms=rng.randint(5, 5000),
-            submitted_at=start + timedelta(seconds=n),
-        )
-        out.append((event.key, event.to_json()))
-    return out
+    events = synthetic.attempt_events(
+        students, count, seed, prefix=f"bench-{run}", spacing=timedelta(seconds=1)
+    )
+    return [(event.key, event.to_json()) for event in events]
 
 
 def produce(
@@ -272,7 +253,7 @@ def main() -> None:
     try:
         say(
             f"pre-producing {EVENTS:,} events "
-            f"({STUDENTS:,} students, {len(COMPONENTS)} components) …"
+            f"({STUDENTS:,} students, {len(synthetic.COMPONENTS)} components) …"
         )
         values = make_values(run, EVENTS, STUDENTS, seed=1)
         began = time.perf_counter()

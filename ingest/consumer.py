@@ -97,9 +97,10 @@ class IngestLoop:
     def stats(self) -> dict[str, Any]:
         return {
             "topic": self.topic,
-            "assigned": sorted(self._assigned),
-            "lag": dict(sorted(self._lag.items())),
-            "committed": dict(sorted(self._committed.items())),
+            # Copies first: the loop thread changes these while another thread asks.
+            "assigned": sorted(set(self._assigned)),
+            "lag": dict(sorted(dict(self._lag).items())),
+            "committed": dict(sorted(dict(self._committed).items())),
             "alive": self.alive(),
             "error": None if self.error is None else repr(self.error),
             **self.counts,

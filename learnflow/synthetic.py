@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import random
+import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from learnflow.bkt import BKTParams
+from learnflow.events import AttemptGraded
 from learnflow.sequences import Sequences
+
+COMPONENTS = ("variables", "conditionals", "loops", "functions", "strings", "lists")
 
 
 def generate(params: Mapping[str, BKTParams], students: int, attempts: int, seed: int) -> Sequences:
@@ -39,3 +45,41 @@ def generate(params: Mapping[str, BKTParams], students: int, attempts: int, seed
         starts=np.arange(0, n_seq * attempts + 1, attempts, dtype=np.int64),
         obs=obs.reshape(-1),
     )
+
+
+def attempt_events(
+    students: int,
+    total: int,
+    seed: int,
+    prefix: str,
+    spacing: timedelta = timedelta(minutes=7),
+    start: datetime = datetime(2026, 11, 2, 9, tzinfo=UTC),
+) -> list[AttemptGraded]:
+    """``total`` graded attempts by students ``<prefix>-00000`` …, for pipelines and benchmarks.
+
+    The first ``students`` events give every student one attempt, the rest fall on random
+    students; attempts are ``spacing`` apart, each tagged with one or two components. Answers
+    follow the seed; every ``event_id`` is fresh, so runs never collide in the history.
+    """
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
+    ids = [f"{prefix}-{n:05d}" for n in range(students)]
+    events = []
+    for n in range(total):
+        student = ids[n] if n < students else rng.choice(ids)
+        tests_total = rng.randint(1, 6)
+        tests_passed = tests_total if rng.random() < 0.55 else rng.randint(0, tests_total - 1)
+        events.append(
+            AttemptGraded(
+                event_id=uuid.uuid4(),
+                student_id=student,
+                exercise_id=f"ex-{rng.randint(1, 15)}",
+                components=tuple(rng.sample(COMPONENTS, rng.randint(1, 2))),
+                passed=tests_passed == tests_total,
+                score=tests_passed / tests_total,
+                tests_total=tests_total,
+                tests_passed=tests_passed,
+                duration_ms=rng.randint(5, 5000),
+                submitted_at=start + spacing * n,
+            )
+        )
+    return events

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 from confluent_kafka.admin import AdminClient
 
-from actors import redis_store
+from actors import postgres_store, redis_store
 from learnflow.deadline import Deadline
 from learnflow.settings import Settings
 
@@ -73,13 +73,8 @@ class Readiness:
         return "PONG"
 
     async def _postgres_ok(self, deadline: Deadline) -> str:
-        pg = self._settings.postgres
         conn = await asyncpg.connect(
-            host=pg.host,
-            port=pg.port,
-            user=pg.user,
-            password=pg.password.get_secret_value(),
-            database=pg.database,
+            **postgres_store.connection_args(self._settings.postgres),
             timeout=deadline.remaining(),
         )
         try:

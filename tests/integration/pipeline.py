@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -18,7 +16,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from actors import registry
 from ingest.producer import Delivery, EventProducer
-from learnflow import keys, state_codec
+from learnflow import keys, state_codec, synthetic
 from learnflow.bkt import ModelParameters
 from learnflow.deadline import Deadline
 from learnflow.events import AttemptGraded
@@ -27,37 +25,12 @@ from learnflow.settings import Settings
 from learnflow.student_state import fold
 from learnflow.weekly import weekly_aggregates
 
-COMPONENTS = ["variables", "conditionals", "loops", "functions", "strings", "lists"]
-
 
 def make_events(
     students: int, total: int, seed: int, prefix: str | None = None
 ) -> list[AttemptGraded]:
-    """``total`` events over ``students`` fresh students (unique ids per call), days apart."""
-    rng = random.Random(seed)
-    run = prefix or uuid.uuid4().hex[:8]
-    ids = [f"{run}-{n:05d}" for n in range(students)]
-    start = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-    events = []
-    for n in range(total):
-        student = ids[n] if n < students else rng.choice(ids)
-        tests_total = rng.randint(1, 6)
-        tests_passed = tests_total if rng.random() < 0.55 else rng.randint(0, tests_total - 1)
-        events.append(
-            AttemptGraded(
-                event_id=uuid.uuid4(),  # unique across runs: the history keeps each id once
-                student_id=student,
-                exercise_id=f"ex-{rng.randint(1, 15)}",
-                components=tuple(rng.sample(COMPONENTS, rng.randint(1, 2))),
-                passed=tests_passed == tests_total,
-                score=tests_passed / tests_total,
-                tests_total=tests_total,
-                tests_passed=tests_passed,
-                duration_ms=rng.randint(5, 5000),
-                submitted_at=start + timedelta(minutes=7 * n + rng.randint(0, 5)),
-            )
-        )
-    return events
+    """Events of fresh students (a new id prefix per call unless one is given)."""
+    return synthetic.attempt_events(students, total, seed, prefix or uuid.uuid4().hex[:8])
 
 
 def publish(settings: Settings, events: Sequence[AttemptGraded]) -> list[Delivery]:

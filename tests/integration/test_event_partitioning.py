@@ -2,51 +2,23 @@
 
 from __future__ import annotations
 
-import random
 import subprocess
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from confluent_kafka import Consumer
 
 from ingest.producer import EventProducer
 from learnflow.deadline import Deadline
-from learnflow.events import AttemptGraded, parse_event
+from learnflow.events import parse_event
 from learnflow.platform import kafka as local_kafka
 from learnflow.settings import Settings
+from tests.integration.pipeline import make_events
 
 PARTITIONS = 12
 JAVA_PROBE = Path(__file__).parent / "java" / "PartitionForKey.java"
-
-
-def make_events(students: int, total: int, seed: int) -> list[AttemptGraded]:
-    rng = random.Random(seed)
-    ids = [f"student-{n:04d}" for n in range(students)]
-    start = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-    events = []
-    for n in range(total):
-        # Every student gets at least one event; the rest are spread at random.
-        student = ids[n] if n < students else rng.choice(ids)
-        tests_total = rng.randint(1, 8)
-        tests_passed = rng.randint(0, tests_total)
-        events.append(
-            AttemptGraded(
-                event_id=uuid.UUID(int=rng.getrandbits(128), version=4),
-                student_id=student,
-                exercise_id=f"ex-{rng.randint(1, 15)}",
-                components=tuple(rng.sample(["loops", "lists", "strings", "functions"], 2)),
-                passed=tests_passed == tests_total,
-                score=tests_passed / tests_total,
-                tests_total=tests_total,
-                tests_passed=tests_passed,
-                duration_ms=rng.randint(5, 5000),
-                submitted_at=start + timedelta(seconds=n),
-            )
-        )
-    return events
 
 
 def consume_all(settings: Settings, topic: str, expected: int) -> list[tuple[int, int, bytes]]:
