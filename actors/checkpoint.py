@@ -59,6 +59,9 @@ class HistoryStore(Protocol):
     async def history(self, student_ids: Sequence[str]) -> dict[str, list[AppliedEvent]]:
         """Every recorded event of these students, in offset order."""
 
+    async def students_after(self, partition: int, offset: int) -> list[str]:
+        """Students with events recorded on ``partition`` above ``offset``."""
+
 
 class StateStore(Protocol):
     """Current state (Redis): student states, daily mastery, recent attempts, the watermark."""
@@ -71,3 +74,6 @@ class StateStore(Protocol):
 
     async def watermark(self, topic: str, partition: int) -> int:
         """The highest offset whose students are all saved (-1 if none)."""
+
+    async def publish_stats(self, topic: str, partition: int, figures: dict[str, int]) -> None:
+        """Leave a shard's figures where operators' tools read them."""

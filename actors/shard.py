@@ -18,7 +18,13 @@ from datetime import UTC
 from typing import Any
 
 from actors import postgres_store, redis_store
-from actors.checkpoint import AppliedEvent, CheckpointBatch, ComponentStep
+from actors.checkpoint import (
+    AppliedEvent,
+    CheckpointBatch,
+    ComponentStep,
+    HistoryStore,
+    StateStore,
+)
 from actors.postgres_store import PostgresHistoryStore
 from actors.redis_store import RedisStateStore
 from learnflow.deadline import Deadline
@@ -63,8 +69,8 @@ class StudentShard:
     each student's ``applied_offset`` make every replay harmless.
     """
 
-    _redis: RedisStateStore
-    _history: PostgresHistoryStore
+    _redis: StateStore
+    _history: HistoryStore
 
     def __init__(self, settings: Settings, partition: int, topic: str | None = None) -> None:
         self.partition = partition

@@ -23,7 +23,3 @@ class InvalidEventError(LearnFlowError):
         super().__init__(reason)
         self.reason = reason
         self.fields = fields
-
-
-class DeadlineExceeded(LearnFlowError):
-    """A time budget ran out before the awaited condition held."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import strategies as st
@@ -97,3 +98,21 @@ def student_histories(draw: st.DrawFn, max_events: int = 30) -> list[AttemptGrad
             )
         )
     return events
+
+
+def make_attempt(
+    student: str, components: tuple[str, ...], passed: bool, at: datetime
+) -> AttemptGraded:
+    """A one-test attempt, passed or not, at a given time."""
+    return AttemptGraded(
+        event_id=uuid.uuid4(),
+        student_id=student,
+        exercise_id="ex-1",
+        components=components,
+        passed=passed,
+        score=1.0 if passed else 0.0,
+        tests_total=1,
+        tests_passed=int(passed),
+        duration_ms=5,
+        submitted_at=at,
+    )

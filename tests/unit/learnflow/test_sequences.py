@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from learnflow.events import AttemptGraded
 from learnflow.sequences import DataFormatError, from_events, read_csv, read_events_file
+from tests.strategies import make_attempt
 
 HEADER = "order_id,user_id,skill_name,correct\n"
 
@@ -68,17 +68,8 @@ def test_malformed_csv_names_the_row(tmp_path: Path, text: str, message: str) ->
 
 
 def _event(student: str, components: tuple[str, ...], passed: bool, minute: int) -> AttemptGraded:
-    return AttemptGraded(
-        event_id=uuid.uuid4(),
-        student_id=student,
-        exercise_id="ex-1",
-        components=components,
-        passed=passed,
-        score=float(passed),
-        tests_total=1,
-        tests_passed=int(passed),
-        duration_ms=1,
-        submitted_at=datetime(2026, 11, 2, tzinfo=UTC) + timedelta(minutes=minute),
+    return make_attempt(
+        student, components, passed, datetime(2026, 11, 2, tzinfo=UTC) + timedelta(minutes=minute)
     )
 
 

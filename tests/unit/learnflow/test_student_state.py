@@ -11,6 +11,7 @@ from learnflow.bkt import BKTParams, ModelParameters
 from learnflow.events import AttemptGraded
 from learnflow.levels import Level, LevelThresholds
 from learnflow.student_state import StudentState, fold
+from tests.strategies import make_attempt as attempt
 from tests.strategies import student_histories
 
 MODEL = ModelParameters(
@@ -21,21 +22,6 @@ MODEL = ModelParameters(
     },
 )
 THRESHOLDS = LevelThresholds()
-
-
-def attempt(student: str, components: tuple[str, ...], passed: bool, at: datetime) -> AttemptGraded:
-    return AttemptGraded(
-        event_id=uuid.uuid4(),
-        student_id=student,
-        exercise_id="ex-1",
-        components=components,
-        passed=passed,
-        score=1.0 if passed else 0.0,
-        tests_total=1,
-        tests_passed=int(passed),
-        duration_ms=5,
-        submitted_at=at,
-    )
 
 
 @given(student_histories())
