@@ -113,7 +113,6 @@ class RedisStateStore:
             "watermark_key": keys.partition_checkpoint(batch.topic, batch.partition),
             "watermark": str(batch.last_offset),
         }
-        # Empty Lua tables encode as {} in cjson; the loops above handle either form.
         await self._save_batch(args=[orjson.dumps(document)])
 
     async def publish_stats(self, topic: str, partition: int, figures: dict[str, int]) -> None:

@@ -313,11 +313,12 @@ class StudentShard:
     async def _checkpoint(self, batch: CheckpointBatch) -> None:
         """Save one batch, in an order that survives a crash between any two steps.
 
-        1. PostgreSQL, one transaction: attempt rows (ignored if their ``event_id`` exists),
-           weekly aggregates (only steps above each row's ``last_offset`` count) and the
-           partition watermark. A crash after this step replays the batch: every write of
-           step 1 then changes nothing, so nothing is counted twice.
-        2. Redis, one MULTI/EXEC: each changed student's state with its ``applied_offset``,
+        1. PostgreSQL, one statement (one transaction): attempt rows (ignored if their
+           ``event_id`` exists), weekly aggregates (only steps above each row's
+           ``last_offset`` count) and the partition watermark. A crash after this step
+           replays the batch: every write of step 1 then changes nothing, so nothing is
+           counted twice.
+        2. Redis, one atomic script: each changed student's state with its ``applied_offset``,
            daily mastery, latest attempts, the partition watermark. A crash after this step
            replays the batch: the watermarks skip it. If Redis itself loses this write (its AOF
            syncs every second), :meth:`_start` sees its watermark behind PostgreSQL's and

@@ -116,7 +116,7 @@ def committed_total(consumer: Consumer, settings: Settings) -> int:
     return sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10))
 
 
-def full_path_rate(settings: Settings, total: int) -> tuple[float, float]:
+def full_path_rate(settings: Settings, total: int, loop: IngestLoop) -> tuple[float, float]:
     """(steady rate after the first 5 %, rate from start including the group join)."""
     probe = Consumer(
         {
@@ -124,7 +124,6 @@ def full_path_rate(settings: Settings, total: int) -> tuple[float, float]:
             "group.id": settings.ingest.group_id,
         }
     )
-    loop = IngestLoop(settings)
     began = time.perf_counter()
     loop.start()
     mark: tuple[float, int] | None = None
@@ -139,11 +138,7 @@ def full_path_rate(settings: Settings, total: int) -> tuple[float, float]:
     probe.close()
     if done < total or mark is None:
         raise RuntimeError(f"full path committed only {done} of {total} events")
-    benchmark_state["loop"] = loop
     return (total - mark[1]) / (finished - mark[0]), total / (finished - began)
-
-
-benchmark_state: dict[str, IngestLoop] = {}
 
 
 def steady_latency(settings: Settings, run: str) -> tuple[float, float, int]:
@@ -214,10 +209,8 @@ async def _drop_history(settings: Settings, run: str) -> None:
         await conn.close()
 
 
-def clean_up(settings: Settings, run: str) -> None:
-    loop = benchmark_state.pop("loop", None)
-    if loop is not None:
-        loop.stop()
+def clean_up(settings: Settings, run: str, loop: IngestLoop) -> None:
+    loop.stop()
     for p in range(settings.kafka.partitions):
         try:
             ray.kill(ray.get_actor(registry.shard_name(settings, p), settings.ray.namespace))
@@ -250,6 +243,7 @@ def main() -> None:
         topics.learnflow_topics(settings.kafka)[:1],
         Deadline.after(60),
     )
+    loop = IngestLoop(settings)
     try:
         say(
             f"pre-producing {EVENTS:,} events "
@@ -262,7 +256,7 @@ def main() -> None:
         registry.ensure_shards(settings)
 
         bare = bare_consumer_rate(settings, EVENTS)
-        steady, overall = full_path_rate(settings, EVENTS)
+        steady, overall = full_path_rate(settings, EVENTS, loop)
         say("")
         say(f"{'path':<58}{'events/s':>12}")
         say(f"{'(a) bare confluent-kafka consumer (ceiling)':<58}{bare:>12,.0f}")
@@ -296,7 +290,7 @@ def main() -> None:
         ]:
             say(f"  [{'met' if ok else 'MISSED'}] {label}: {figure}")
     finally:
-        clean_up(settings, run)
+        clean_up(settings, run, loop)
         ray.shutdown()
 
 

@@ -89,7 +89,8 @@ class IngestLoop:
     def stop(self, timeout_s: float = 30.0) -> None:
         """Finish in-flight batches, commit them, leave the group."""
         self._stop.set()
-        self._thread.join(timeout_s)
+        if self._thread.ident is not None:  # it was started
+            self._thread.join(timeout_s)
 
     def alive(self) -> bool:
         return self._thread.is_alive() and self.error is None
