@@ -79,6 +79,11 @@ def connection_args(settings: PostgresSettings) -> dict[str, Any]:
     }
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Nothing to undo on release: the stores never change session state (no SET, LISTEN,
+    advisory locks or cursors), so the round trip of asyncpg's reset query is skipped."""
+
+
 async def connect(settings: PostgresSettings, size: int) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         **connection_args(settings),
@@ -86,6 +91,7 @@ async def connect(settings: PostgresSettings, size: int) -> asyncpg.Pool:
         max_size=size,
         timeout=settings.connect_timeout_s,
         command_timeout=60,
+        reset=_keep_session,
     )
     if pool is None:  # pragma: no cover - asyncpg returns None only when not awaited
         raise RuntimeError("asyncpg returned no pool")

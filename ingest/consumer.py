@@ -71,6 +71,7 @@ class IngestLoop:
         self._shards: dict[int, Any] = {}
         self._in_flight: dict[int, deque[InFlight]] = defaultdict(deque)
         self._pending: dict[int, list[Record]] = defaultdict(list)
+        self._pending_since: dict[int, float] = {}
         self._to_commit: dict[int, int] = {}
         self._previous: dict[int, int | None] = {}
         self._committed: dict[int, int] = {}
@@ -119,8 +120,8 @@ class IngestLoop:
                     num_messages=self._config.max_batch, timeout=self._config.poll_timeout_s
                 )
                 self._dispatch(messages)
-                if self._harvest():
-                    self._send_ready()
+                self._harvest()
+                self._send_ready()
                 now = time.monotonic()
                 if now >= next_commit:
                     self._flush_commits()
@@ -140,26 +141,35 @@ class IngestLoop:
                 pass
 
     def _dispatch(self, messages: list[Any]) -> None:
+        now = time.monotonic()
         for msg in messages:
             err = msg.error()
             if err is not None:
                 if err.code() != KafkaError._PARTITION_EOF:
                     logger.warning("consume error on %s: %s", self.topic, err)
                 continue
-            self._pending[msg.partition()].append(
-                (msg.offset(), msg.key(), msg.value(), msg.timestamp()[1])
-            )
+            pending = self._pending[msg.partition()]
+            if not pending:
+                self._pending_since[msg.partition()] = now
+            pending.append((msg.offset(), msg.key(), msg.value(), msg.timestamp()[1]))
         self._send_ready()
 
     def _send_ready(self) -> None:
         """Send each partition's pending records as one batch once it has a free slot.
 
-        Records wait while the partition's shard is busy, so batches grow with the load: an
-        idle shard gets a record at once, a busy one gets everything that came meanwhile.
+        Records wait while the partition's shard is busy, so batches grow with the load: a busy
+        shard gets everything that came meanwhile. An idle one gets its records once the first
+        has waited ``linger_s`` or ``linger_records`` have come, whichever is sooner.
         """
         limit = self._config.max_in_flight_per_partition
+        linger_until = time.monotonic() - self._config.linger_s
         for partition, pending in self._pending.items():
             if not pending:
+                continue
+            if (
+                len(pending) < self._config.linger_records
+                and self._pending_since.get(partition, 0.0) > linger_until
+            ):
                 continue
             if len(self._in_flight[partition]) >= limit:
                 if len(pending) < self._config.max_batch:
@@ -174,6 +184,7 @@ class IngestLoop:
                 continue
             records = pending[: self._config.max_batch]
             del pending[: self._config.max_batch]
+            self._pending_since[partition] = time.monotonic()
             handle = self._shard(partition)
             ref = handle.apply_batch.remote(records, self._previous.get(partition))
             self._in_flight[partition].append(InFlight(ref, records[0][0], records[-1][0]))

@@ -86,6 +86,15 @@ class ServeSettings(BaseModel):
     ingress_replicas: int = Field(default=1, ge=1)
     ingress_num_cpus: float = Field(default=0.1, ge=0, le=2)
     readiness_timeout_s: float = Field(default=2.0, gt=0)
+    max_ongoing_requests: int = Field(default=64, ge=1, le=10_000)
+    """Requests one ingress replica works on at once (Serve's default of 5 queues the rest)."""
+    rate_limit_per_minute: int = Field(default=100, ge=1)
+    """Requests one student may make in any 60 s window, across all replicas."""
+    idempotency_ttl_s: int = Field(default=86_400, ge=60)
+    progress_timeout_s: float = Field(default=3.0, gt=0, le=30)
+    """How long a progress read waits for the shard (and for ``min_offset``) before Redis."""
+    frontend_dir: Path | None = None
+    """The built web editor (``frontend/dist``) served at ``/``; none means no frontend."""
 
     @property
     def url(self) -> str:
@@ -102,10 +111,59 @@ class IngestSettings(BaseModel):
     """Messages taken from Kafka per poll, and the most sent to a shard in one call."""
     max_in_flight_per_partition: int = Field(default=1, ge=1, le=16)
     """Batches a shard may have queued; later records wait and go as one larger batch."""
-    poll_timeout_s: float = Field(default=0.02, gt=0, le=5)
+    linger_s: float = Field(default=0.025, ge=0, le=5)
+    """How long a partition's first pending record may wait for others to join its batch.
+
+    Every batch costs a shard call, a PostgreSQL transaction and a Redis script whatever its
+    size; at low rates, waiting a little turns many one-record batches into a few larger ones.
+    """
+    linger_records: int = Field(default=200, ge=1, le=100_000)
+    """A partition with this many pending records sends them without lingering."""
+    poll_timeout_s: float = Field(default=0.01, gt=0, le=5)
     retry_backoff_s: float = Field(default=0.2, gt=0, le=30)
     commit_interval_s: float = Field(default=0.2, gt=0, le=10)
     """Checkpointed offsets are committed together at most this often (and on revoke/stop)."""
+
+
+class AuthSettings(BaseModel):
+    """JWT verification (the API) and minting (the CLI, the dev token endpoint)."""
+
+    keys_dir: Path = Path(".run/keys")
+    issuer: str = "learnflow"
+    audience: str = "learnflow-api"
+    max_lifetime_s: int = Field(default=86_400, ge=60, le=86_400)
+    """No token may live longer (exp - iat); 24 h at most."""
+    default_ttl_s: int = Field(default=3_600, ge=60, le=86_400)
+    leeway_s: int = Field(default=30, ge=0, le=300)
+    """Clock skew tolerated on exp, nbf and iat."""
+    dev_tokens: bool = False
+    """``POST /api/v1/dev/token`` mints a token for any student id: local development only."""
+
+    @model_validator(mode="after")
+    def _absolute_keys_dir(self) -> AuthSettings:
+        self.keys_dir = self.keys_dir.expanduser().resolve()
+        return self
+
+
+class GraderSettings(BaseModel):
+    """The sandbox that runs student code (bubblewrap + rlimits + a uid per slot)."""
+
+    slots: int = Field(default=4, ge=1, le=64)
+    """Programs graded at once per grader replica; each slot has its own uid."""
+    first_uid: int = Field(default=20_000, ge=1000)
+    replicas: int = Field(default=1, ge=1)
+    num_cpus: float = Field(default=0.1, ge=0, le=2)
+    python: Path = Path("/usr/bin/python3")
+    """The interpreter inside the sandbox (the system one: read-only /usr)."""
+    cpu_seconds: int = Field(default=2, ge=1, le=60)
+    memory_mb: int = Field(default=256, ge=32, le=4096)
+    processes: int = Field(default=32, ge=1, le=1024)
+    file_size_kb: int = Field(default=1024, ge=1)
+    tmp_size_mb: int = Field(default=8, ge=1, le=1024)
+    wall_seconds: float = Field(default=5.0, gt=0, le=120)
+    output_kb: int = Field(default=64, ge=1, le=4096)
+    code_kb: int = Field(default=64, ge=1, le=1024)
+    """Largest program accepted for grading."""
 
 
 class ShardSettings(BaseModel):
@@ -176,6 +234,8 @@ class Settings(BaseSettings):
     mastery: MasterySettings = MasterySettings()
     ingest: IngestSettings = IngestSettings()
     shards: ShardSettings = ShardSettings()
+    auth: AuthSettings = AuthSettings()
+    grader: GraderSettings = GraderSettings()
     local: LocalPlatformSettings = LocalPlatformSettings()
 
     @model_validator(mode="after")

@@ -1,0 +1,212 @@
+"""Grading: run a program in the sandbox and judge its values against the hidden tests.
+
+The judging happens here, outside the sandbox: the program only ever sees the inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from learnflow.settings import GraderSettings
+from serve.grading import sandbox
+from serve.grading.catalog import Exercise
+
+LIMIT_MESSAGES = {
+    "time": "time limit exceeded: the program ran longer than {wall:g} s",
+    "cpu": "time limit exceeded: the program used more than {cpu} s of CPU",
+    "memory": "memory limit exceeded: the program tried to use more than {memory} MB",
+    "output": "output limit exceeded: the program printed more than {output} KB",
+    "file size": "file size limit exceeded: a file grew past {fsize} KB",
+}
+_EXCERPT = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class TestResult:
+    name: str
+    passed: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Grade:
+    passed: bool
+    tests_passed: int
+    tests_total: int
+    status: str
+    """passed, failed, or what stopped the program (time limit, memory limit, …)."""
+    message: str
+    tests: tuple[TestResult, ...]
+    stdout: str
+    duration_ms: int
+
+    @property
+    def score(self) -> float:
+        return self.tests_passed / self.tests_total
+
+    def as_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["score"] = self.score
+        return body
+
+
+class Slots:
+    """Concurrent grading slots of one replica; each runs under its own uid."""
+
+    def __init__(self, count: int) -> None:
+        self._free: asyncio.Queue[int] = asyncio.Queue()
+        for slot in range(count):
+            self._free.put_nowait(slot)
+
+    async def acquire(self) -> int:
+        return await self._free.get()
+
+    def release(self, slot: int) -> None:
+        self._free.put_nowait(slot)
+
+
+async def grade(settings: GraderSettings, slot: int, exercise: Exercise, code: str) -> Grade:
+    spec = {"kind": exercise.kind, "code": code, "tests": [t.call() for t in exercise.tests]}
+    run = await sandbox.run(settings, slot, spec)
+    return judge(settings, exercise, run)
+
+
+def judge(settings: GraderSettings, exercise: Exercise, run: sandbox.Run) -> Grade:
+    total = len(exercise.tests)
+    loaded = [r for r in run.results if "load" in r]
+    answers: dict[int, list[dict[str, Any]]] = {}
+    for item in run.results:
+        index = item.get("i")
+        if isinstance(index, int) and 0 <= index < total:
+            answers.setdefault(index, []).append(item)
+    limit_message = _limit_message(settings, run.limit) if run.limit else None
+
+    if not loaded:
+        message = limit_message or _stopped(run)
+        results = tuple(TestResult(t.name, False, message) for t in exercise.tests)
+        return _grade(exercise, run, results, _status_of(run.limit) if run.limit else "error",
+                      message)  # fmt: skip
+    if len(loaded) > 1 or any(len(found) > 1 for found in answers.values()):
+        # The runner writes one load line and one line per test; anything else was written by
+        # the program itself to the grader's channel.
+        status, message = "tampered", "the program wrote to the grader's result channel"
+        results = tuple(TestResult(t.name, False, message) for t in exercise.tests)
+        return _grade(exercise, run, results, status, message)
+    if not loaded[0]["load"]:
+        error = loaded[0].get("error", "the program failed to load")
+        status = "memory limit exceeded" if loaded[0].get("limit") == "memory" else "error"
+        message = limit_message or error
+        results = tuple(TestResult(t.name, False, message) for t in exercise.tests)
+        return _grade(exercise, run, results, status, message)
+
+    results_list = []
+    for index, test in enumerate(exercise.tests):
+        found = answers.get(index)
+        if not found:
+            reason = limit_message or _stopped(run)
+            results_list.append(TestResult(test.name, False, reason))
+            continue
+        answer = found[0]
+        if not answer.get("ok"):
+            message = answer.get("error", "failed")
+            if answer.get("limit") == "memory":
+                message = _limit_message(settings, "memory")
+            elif "File too large" in message:
+                message = _limit_message(settings, "file size")
+            elif "No space left on device" in message:
+                message = f"disk full: the work directory holds {settings.tmp_size_mb} MB"
+            trace = answer.get("trace") or []
+            if trace:
+                message = f"{message} ({trace[-1]})"
+            results_list.append(TestResult(test.name, False, message))
+            continue
+        expected = test.expected_value()
+        value = answer.get("value")
+        if same(value, expected):
+            results_list.append(TestResult(test.name, True, "passed"))
+        else:
+            results_list.append(
+                TestResult(test.name, False, f"expected {_show(expected)}, got {_show(value)}")
+            )
+    results = tuple(results_list)
+    passed = sum(r.passed for r in results)
+    if passed == total:
+        status, message = "passed", f"all {total} tests passed"
+    elif run.limit:
+        status, message = _status_of(run.limit), limit_message or ""
+    else:
+        status, message = "failed", f"{passed} of {total} tests passed"
+    return _grade(exercise, run, results, status, message)
+
+
+def same(value: Any, expected: Any) -> bool:
+    """Equal as JSON data; floats within a relative 1e-9; ``True`` is not ``1``."""
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return type(value) is type(expected) and value == expected
+    if isinstance(expected, float) or isinstance(value, float):
+        if isinstance(value, int | float) and isinstance(expected, int | float):
+            return math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-12)
+        return False
+    if isinstance(expected, list | tuple):
+        return (
+            isinstance(value, list)
+            and len(value) == len(expected)
+            and all(same(v, e) for v, e in zip(value, expected, strict=True))
+        )
+    if isinstance(expected, dict):
+        return (
+            isinstance(value, dict)
+            and value.keys() == expected.keys()
+            and all(same(value[k], expected[k]) for k in expected)
+        )
+    return type(value) is type(expected) and bool(value == expected)
+
+
+def _grade(
+    exercise: Exercise,
+    run: sandbox.Run,
+    results: tuple[TestResult, ...],
+    status: str,
+    message: str,
+) -> Grade:
+    passed = sum(r.passed for r in results)
+    return Grade(
+        passed=passed == len(results),
+        tests_passed=passed,
+        tests_total=len(results),
+        status=status,
+        message=message,
+        tests=results,
+        stdout=run.stdout[:_EXCERPT],
+        duration_ms=round(run.wall_ms),
+    )
+
+
+def _status_of(limit: str) -> str:
+    return "time limit exceeded" if limit in ("time", "cpu") else f"{limit} limit exceeded"
+
+
+def _limit_message(settings: GraderSettings, limit: str) -> str:
+    return LIMIT_MESSAGES[limit].format(
+        wall=settings.wall_seconds,
+        cpu=settings.cpu_seconds,
+        memory=settings.memory_mb,
+        output=settings.output_kb,
+        fsize=settings.file_size_kb,
+    )
+
+
+def _stopped(run: sandbox.Run) -> str:
+    if run.signal:
+        return f"the program was stopped by {run.signal}"
+    if run.exit_code:
+        return f"the program exited with status {run.exit_code} before this test"
+    return "the program ended before this test ran"
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,0 +1,103 @@
+"""Runs inside the sandbox (system Python, standard library only): the student's program and
+the calls of the hidden tests, reporting each result as one JSON line on the results pipe.
+
+Only arguments and stdin ever come in; the expected values stay outside, where the grader
+compares. Whatever the student's code writes (to stdout, or to the results pipe itself) can
+therefore claim nothing but values: a fake "all tests passed" changes no verdict.
+"""
+
+import io
+import json
+import os
+import sys
+import traceback
+from typing import Any
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"[:500]
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """The value as JSON data, or a marker with its repr if it is not plain data."""
+    if depth > 20:
+        return {"__repr__": "<nested too deeply>"}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, depth + 1) for item in value]
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {key: _plain(item, depth + 1) for key, item in value.items()}
+    return {"__repr__": repr(value)[:200]}
+
+
+def _error(err: BaseException) -> dict[str, Any]:
+    if isinstance(err, MemoryError):
+        return {"ok": False, "limit": "memory", "error": "MemoryError"}
+    if isinstance(err, RecursionError):
+        return {"ok": False, "error": "RecursionError: maximum recursion depth exceeded"}
+    return {"ok": False, "error": _describe(err), "trace": _trace(err)}
+
+
+def _trace(err: BaseException) -> list[str]:
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == "<student>"]
+    return [f"line {f.lineno}: {(f.line or '').strip()}" for f in frames][-3:]
+
+
+def main() -> None:
+    spec = json.loads(sys.stdin.read())
+    results = os.fdopen(spec["results_fd"], "w", buffering=1)
+    sys.stdin = io.StringIO("")
+    code = spec["code"]
+
+    def emit(item: dict[str, Any]) -> None:
+        results.write(json.dumps(item) + "\n")
+
+    tests = spec["tests"]
+    if spec["kind"] == "program":
+        try:
+            compiled = compile(code, "<student>", "exec")
+        except SyntaxError as err:
+            emit({"load": False, "error": f"SyntaxError: {err.msg} (line {err.lineno})"})
+            return
+        emit({"load": True})
+        for index, test in enumerate(tests):
+            captured = io.StringIO()
+            outcome: dict[str, Any] = {"ok": True}
+            sys.stdin, sys.stdout = io.StringIO(test.get("stdin", "")), captured
+            try:
+                exec(compiled, {"__name__": "__main__"})
+            except SystemExit:
+                pass
+            except BaseException as err:  # the student's failure is the test's result
+                outcome = _error(err)
+            finally:
+                sys.stdout = sys.__stdout__
+            print(captured.getvalue()[-2000:], end="")
+            outcome.update(i=index, value=captured.getvalue())
+            emit(outcome)
+        return
+
+    namespace = {"__name__": "student"}
+    try:
+        exec(compile(code, "<student>", "exec"), namespace)
+    except SyntaxError as err:
+        emit({"load": False, "error": f"SyntaxError: {err.msg} (line {err.lineno})"})
+        return
+    except BaseException as err:  # failing at import is a result too
+        emit({"load": False, **_error(err)})
+        return
+    emit({"load": True})
+    for index, test in enumerate(tests):
+        function = namespace.get(test["function"])
+        if not callable(function):
+            emit({"i": index, "ok": False, "error": f"no function named {test['function']}"})
+            continue
+        try:
+            value = function(*test.get("args", []))
+            emit({"i": index, "ok": True, "value": _plain(value)})
+        except BaseException as err:  # the student's failure is the test's result
+            emit({"i": index, **_error(err)})
+
+
+main()
