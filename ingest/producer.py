@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from ingest.exceptions import DeliveryError
 from learnflow.deadline import Deadline
@@ -109,3 +111,65 @@ def _delivery(msg: Message) -> Delivery:
     if topic is None or partition is None or offset is None:
         raise DeliveryError(f"delivery report without a position: {msg!r}")
     return Delivery(topic, partition, offset)
+
+
+class AsyncEventProducer:
+    """The same producer for asyncio code: ``await publish(event)`` never blocks the loop.
+
+    A daemon thread serves librdkafka's delivery reports and resolves each event's future on
+    its event loop. Create it on the loop that will await it; ``close()`` on shutdown.
+    """
+
+    def __init__(self, settings: KafkaSettings, topic: str | None = None) -> None:
+        self._producer = Producer(producer_config(settings, **{"linger.ms": 1}))
+        self.topic = topic or settings.events_topic
+        self._closed = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="learnflow-producer", daemon=True)
+        self._poller.start()
+
+    async def publish(self, event: LearningEvent, timeout_s: float) -> Delivery:
+        """Send one event; return where it landed once the broker acknowledged it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Delivery] = loop.create_future()
+
+        def settle(err: KafkaError | None, msg: Message) -> None:
+            def resolve() -> None:
+                if future.done():
+                    return
+                if err is not None:
+                    future.set_exception(
+                        DeliveryError(f"event {event.event_id} was not delivered: {err}")
+                    )
+                else:
+                    try:
+                        future.set_result(_delivery(msg))
+                    except DeliveryError as failure:
+                        future.set_exception(failure)
+
+            loop.call_soon_threadsafe(resolve)
+
+        try:
+            self._producer.produce(
+                self.topic, key=event.key, value=event.to_json(), on_delivery=settle
+            )
+        except BufferError:
+            raise DeliveryError(f"producer queue for {self.topic} is full") from None
+        except KafkaException as err:
+            raise DeliveryError(f"event {event.event_id} was refused: {err}") from err
+        try:
+            return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise DeliveryError(
+                f"event {event.event_id} not acknowledged by Kafka within {timeout_s:.1f} s"
+            ) from None
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self._closed.set()
+        self._poller.join(timeout_s)
+        left = self._producer.flush(timeout_s)
+        if left:
+            logger.warning("producer closed with %d undelivered messages on %s", left, self.topic)
+
+    def _poll(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.05)

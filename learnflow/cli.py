@@ -46,11 +46,19 @@ def up(
     app_: Annotated[
         bool, typer.Option("--app/--no-app", help="Also deploy the Serve application.")
     ] = True,
+    dev_tokens: Annotated[
+        bool,
+        typer.Option(
+            "--dev-tokens/--no-dev-tokens",
+            help="Let POST /api/v1/dev/token mint a token for any student (local use only).",
+        ),
+    ] = True,
 ) -> None:
     """Start Redis, PostgreSQL, Kafka, Ray and the Serve app (what already runs is kept)."""
     from learnflow.platform import ray, stack
 
     settings = _setup(verbose)
+    settings.auth.dev_tokens = dev_tokens
     began = time.monotonic()
     with console.status("starting") as spinner:
 
@@ -223,6 +231,108 @@ def fit(
         if item.note:
             console.print(f"  {item.component}: {item.note}")
     console.print(f"wrote {out} in {time.monotonic() - began:.1f} s")
+
+
+keys_app = typer.Typer(help="The JWT signing keys (RS256).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("init")
+def keys_init(verbose: Verbose = False) -> None:
+    """Create the key set with one 2048-bit RSA signing key (keeps an existing one)."""
+    from learnflow import keyring
+
+    settings = _setup(verbose)
+    ring, created = keyring.init(settings.auth.keys_dir)
+    verb = "created" if created else "kept existing"
+    console.print(f"{verb} key set at {ring.directory}; signing key {ring.signing}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(verbose: Verbose = False) -> None:
+    """Make a new signing key; old public keys stay valid until their last tokens expire."""
+    from learnflow import keyring
+
+    settings = _setup(verbose)
+    ring = keyring.rotate(settings.auth.keys_dir, settings.auth)
+    console.print(f"signing key is now {ring.signing}")
+    for info in ring.keys.values():
+        if info.kid != ring.signing and info.valid_until is not None:
+            until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(info.valid_until))
+            console.print(f"  {info.kid} verifies until {until}")
+
+
+token_app = typer.Typer(help="Mint (--student) or revoke tokens.")
+app.add_typer(token_app, name="token")
+
+
+@token_app.callback(invoke_without_command=True)
+def token(
+    ctx: typer.Context,
+    student: Annotated[
+        str | None, typer.Option("--student", help="Mint a token for this student id.")
+    ] = None,
+    ttl: Annotated[
+        int | None, typer.Option("--ttl", help="Lifetime in seconds (at most 86400).")
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Print a signed token for ``--student`` (on stdout, nothing else)."""
+    from learnflow import keyring
+
+    if ctx.invoked_subcommand is not None:
+        return
+    if student is None:
+        raise typer.BadParameter("give --student ID (or use `learnflow token revoke JTI`)")
+    settings = _setup(verbose)
+    minted, claims = keyring.mint(keyring.load(settings.auth.keys_dir), settings.auth, student, ttl)
+    print(minted)
+    expires = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(claims["exp"]))
+    err_console.print(f"jti {claims['jti']}, expires {expires}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    jti: Annotated[str, typer.Argument(help="The token's jti claim.")],
+    verbose: Verbose = False,
+) -> None:
+    """Refuse a token from now on (kept in Redis until it would have expired anyway)."""
+    from actors import redis_store
+    from serve.limits import revoke
+
+    settings = _setup(verbose)
+
+    async def run() -> None:
+        client = redis_store.connect(settings.redis)
+        try:
+            await revoke(client, jti, settings.auth.max_lifetime_s + settings.auth.leeway_s)
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+    console.print(f"revoked {jti}")
+
+
+kong_app = typer.Typer(help="The Kong gateway configuration.", no_args_is_help=True)
+app.add_typer(kong_app, name="kong")
+
+
+@kong_app.command("render")
+def kong_render(
+    out: Annotated[Path, typer.Option("--out", help="Where to write kong.yml.")] = Path(
+        "kong/kong.yml"
+    ),
+    verbose: Verbose = False,
+) -> None:
+    """Write the DB-less Kong config from the current key set."""
+    from learnflow import keyring
+    from learnflow.kong import render
+
+    settings = _setup(verbose)
+    ring = keyring.load(settings.auth.keys_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(settings, ring))
+    console.print(f"wrote {out} ({len(ring.public_keys())} public key(s))")
 
 
 def main() -> None:

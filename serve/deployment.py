@@ -3,21 +3,59 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, cast
 
 import ray
 from fastapi import FastAPI
 from ray import serve as ray_serve
 from ray.serve import Deployment
+from ray.serve.handle import DeploymentHandle
 
 from actors.registry import ensure_shards
 from ingest.deployment import build_ingest
 from learnflow.settings import Settings
 from serve.api import create_api
+from serve.grading import catalog, grader, sandbox
+from serve.services import ServeGrading
 
 logger = logging.getLogger(__name__)
 
 INGEST_APP = "ingest"
+
+
+@ray_serve.deployment(name="Grader")
+class GraderDeployment:
+    """Runs student code in the sandbox; each replica has ``grader.slots`` uids to run under.
+
+    If the sandbox cannot run here, every call answers ``{"unavailable": <why>}`` and no code is
+    run (checked again at most every 30 s).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings.grader
+        self._exercises = catalog.load()
+        self._slots = grader.Slots(settings.grader.slots)
+        self._checked_at = float("-inf")
+        self._problem: str | None = "not checked yet"
+
+    async def grade(self, exercise_id: str, code: str) -> dict[str, Any]:
+        if self._problem is not None and time.monotonic() - self._checked_at > 30.0:
+            self._checked_at = time.monotonic()
+            try:
+                logger.info("grader: %s", await sandbox.check(self._settings))
+                self._problem = None
+            except sandbox.SandboxUnavailableError as err:
+                self._problem = str(err)
+                logger.error("grader refuses to run code: %s", err)
+        if self._problem is not None:
+            return {"unavailable": self._problem}
+        slot = await self._slots.acquire()
+        try:
+            result = await grader.grade(self._settings, slot, self._exercises[exercise_id], code)
+        finally:
+            self._slots.release(slot)
+        return result.as_dict()
 
 
 @ray_serve.deployment(name="ApiIngress")
@@ -25,22 +63,33 @@ INGEST_APP = "ingest"
 class ApiIngress:
     """HTTP ingress: builds the FastAPI app on the replica from the settings it was bound with."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, grader_handle: DeploymentHandle[Any]) -> None:
         self._settings = settings
+        self._grading = ServeGrading(grader_handle)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_api(self._settings)
+        return create_api(self._settings, self._grading)
 
 
 def build_application(settings: Settings) -> Any:
     """The bound Serve application (``ray.serve.Application``) for these settings."""
+    grading = (
+        cast(Deployment, GraderDeployment)
+        .options(
+            num_replicas=settings.grader.replicas,
+            max_ongoing_requests=settings.grader.slots * 4,
+            ray_actor_options={"num_cpus": settings.grader.num_cpus},
+        )
+        .bind(settings)
+    )
     return (
         cast(Deployment, ApiIngress)
         .options(
             num_replicas=settings.serve.ingress_replicas,
+            max_ongoing_requests=settings.serve.max_ongoing_requests,
             ray_actor_options={"num_cpus": settings.serve.ingress_num_cpus},
         )
-        .bind(settings)
+        .bind(settings, grading)
     )
 
 

@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Callable
 
 from ingest import topics
-from learnflow import migrations
+from learnflow import keyring, migrations
 from learnflow.deadline import Deadline
 from learnflow.platform import kafka, postgres, processes, ray, redis
 from learnflow.platform.status import ComponentStatus
@@ -43,6 +43,8 @@ def up(settings: Settings, report: Report, *, with_app: bool = True) -> list[Com
     )
     report("Ray head")
     started.append(ray.start(settings, Deadline.after(budget)))
+    report("JWT keys")
+    keyring.init(settings.auth.keys_dir)
     if with_app:
         report("Serve application")
         deploy_app(settings)

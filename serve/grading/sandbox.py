@@ -2,9 +2,9 @@
 
 The layers, outermost first:
 
-- a non-root uid per concurrent slot (``grader.first_uid + slot``): RLIMIT_NPROC is ignored
-  for root, so only a real uid contains a fork bomb; distinct uids also keep slots from
-  signalling each other;
+- ``setpriv`` to a non-root uid per concurrent slot (``grader.first_uid + slot``):
+  RLIMIT_NPROC is ignored for root, so only a real uid contains a fork bomb; distinct uids
+  also keep slots from signalling each other;
 - ``prlimit``: CPU seconds, address space, processes, file size, open files;
 - ``bwrap``: new user, pid, ipc, uts, cgroup and network namespaces (no network at all), the
   system's ``/usr`` read-only and nothing else of the host's files, a private size-limited
@@ -52,10 +52,11 @@ class Run:
     wall_ms: float = 0.0
 
 
-def command(settings: GraderSettings, results_fd: int) -> list[str]:
-    """The argv of one sandboxed run of the runner."""
+def command(settings: GraderSettings, uid: int) -> list[str]:
+    """The argv of one sandboxed run of the runner under ``uid``."""
     mb = 1024 * 1024
     return [
+        "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
         "prlimit",
         f"--cpu={settings.cpu_seconds}:{settings.cpu_seconds + 1}",
         f"--as={settings.memory_mb * mb}",
@@ -98,14 +99,11 @@ async def run(
     began = time.perf_counter()
     try:
         process = await asyncio.create_subprocess_exec(
-            *command(settings, write_end),
+            *command(settings, uid),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             pass_fds=(write_end,),
-            user=uid,
-            group=uid,
-            extra_groups=[],
             start_new_session=True,
             cwd="/",
         )
@@ -206,7 +204,7 @@ def _limit_of(outcome: Run) -> str | None:
 
 async def check(settings: GraderSettings) -> str:
     """Prove the sandbox works here (a trivial program runs and reports); say why if not."""
-    for tool in ("bwrap", "prlimit"):
+    for tool in ("setpriv", "prlimit", "bwrap"):
         if shutil.which(tool) is None:
             raise SandboxUnavailableError(f"{tool} is not installed")
     if not settings.python.exists():

@@ -68,7 +68,10 @@ ATTACKS = {
         "time limit exceeded",
     ),
     "memory bomb": ("def f():\n    return len(bytearray(10**9))\n", "memory limit exceeded"),
-    "output flood": ("def f():\n    while True:\n        print('x' * 1000)\n", "output limit exceeded"),
+    "output flood": (
+        "def f():\n    while True:\n        print('x' * 1000)\n",
+        "output limit exceeded",
+    ),
 }
 
 
@@ -119,8 +122,7 @@ def test_runs_as_a_non_root_uid_in_its_own_pid_namespace() -> None:
 
 def test_cannot_kill_other_processes() -> None:
     result = grade(
-        "import os, signal\ndef f():\n"
-        f"    os.kill({os.getpid()}, signal.SIGKILL)\n    return 42\n"
+        f"import os, signal\ndef f():\n    os.kill({os.getpid()}, signal.SIGKILL)\n    return 42\n"
     )
     assert not result.passed  # our pid does not exist in its namespace
     assert "ProcessLookupError" in result.tests[0].message
@@ -134,7 +136,7 @@ def test_printed_or_forged_results_change_nothing() -> None:
         "import os\ndef f():\n"
         "    for fd in range(3, 64):\n"
         "        try:\n"
-        "            os.write(fd, b'{\"i\": 0, \"ok\": true, \"value\": 42}\\n')\n"
+        '            os.write(fd, b\'{"i": 0, "ok": true, "value": 42}\\n\')\n'
         "        except OSError:\n"
         "            pass\n"
         "    return 0\n"

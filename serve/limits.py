@@ -1,0 +1,142 @@
+"""Per-request guards kept in Redis, so they hold across every API replica.
+
+- Revoked token ids: ``auth:revoked:<jti>``, set by ``learnflow token revoke`` until the token
+  would have expired anyway.
+- The per-student rate limit: a sliding 60 s log in ``student:{<id>}:ratelimit`` (a sorted set of
+  request times), checked and updated by one Lua script using Redis's clock, so concurrent
+  requests on several replicas can never let the 101st through.
+- Idempotent submits: ``student:{<id>}:idempotency:<key>`` holds the first answer for 24 h.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from learnflow import keys
+
+_WINDOW_MS = 60_000
+
+# KEYS[1] the student's request log. ARGV: limit, window (ms), a unique member.
+# Returns {1, remaining} when admitted, {0, retry_after_ms} when over the limit.
+_RATE_LIMIT = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return {0, tonumber(oldest[2]) + window - now}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return {1, limit - count - 1}
+"""
+
+
+def revoked_key(jti: str) -> str:
+    return f"auth:revoked:{jti}"
+
+
+def rate_limit_key(student_id: str) -> str:
+    return f"student:{{{student_id}}}:ratelimit"
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    revoked: bool
+    admitted: bool
+    remaining: int
+    retry_after_s: int
+
+
+class RequestGuard:
+    """Revocation and rate limit of one request in a single Redis round trip."""
+
+    def __init__(self, client: aioredis.Redis, per_minute: int) -> None:
+        self._redis = client
+        self._per_minute = per_minute
+        self._script = client.register_script(_RATE_LIMIT)
+
+    async def admit(self, student_id: str, jti: str) -> Admission:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(revoked_key(jti))
+            await self._script(
+                keys=[rate_limit_key(student_id)],
+                args=[self._per_minute, _WINDOW_MS, uuid.uuid4().hex],
+                client=pipe,
+            )
+            revoked, (admitted, figure) = await pipe.execute()
+        if revoked:
+            return Admission(True, False, 0, 0)
+        if admitted:
+            return Admission(False, True, int(figure), 0)
+        return Admission(False, False, 0, max(1, math.ceil(int(figure) / 1000)))
+
+
+async def revoke(client: aioredis.Redis, jti: str, ttl_s: int) -> None:
+    await client.set(revoked_key(jti), "1", ex=ttl_s)
+
+
+class IdempotencyConflictError(Exception):
+    def __init__(self, reason: str, retry_after_s: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+class IdempotencyStore:
+    """The first answer to each (student, idempotency key), and a claim while it is made."""
+
+    def __init__(self, client: aioredis.Redis, ttl_s: int, claim_ttl_s: int) -> None:
+        self._redis = client
+        self._ttl = ttl_s
+        self._claim_ttl = claim_ttl_s
+
+    @staticmethod
+    def fingerprint(body: Any) -> str:
+        return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    async def claim(self, student_id: str, key: str, fingerprint: str) -> dict[str, Any] | None:
+        """Claim the key for a new submit (returns None), or return the stored first answer.
+
+        Raises :class:`IdempotencyConflictError` when the key came with another body, or while
+        the first submit with it is still being graded.
+        """
+        name = keys.idempotency(student_id, key)
+        claim = orjson.dumps({"state": "pending", "fingerprint": fingerprint})
+        if await self._redis.set(name, claim, nx=True, ex=self._claim_ttl):
+            return None
+        raw = await self._redis.get(name)
+        if raw is None:  # expired between the two calls: claim again
+            return await self.claim(student_id, key, fingerprint)
+        stored = orjson.loads(raw)
+        if stored.get("fingerprint") != fingerprint:
+            raise IdempotencyConflictError(
+                "this Idempotency-Key was already used with a different request body"
+            )
+        if stored.get("state") != "done":
+            raise IdempotencyConflictError(
+                "a submit with this Idempotency-Key is still being graded; retry shortly", 1
+            )
+        answer: dict[str, Any] = stored["answer"]
+        return answer
+
+    async def store(
+        self, student_id: str, key: str, fingerprint: str, answer: dict[str, Any]
+    ) -> None:
+        document = {"state": "done", "fingerprint": fingerprint, "answer": answer}
+        await self._redis.set(
+            keys.idempotency(student_id, key), orjson.dumps(document), ex=self._ttl
+        )
+
+    async def release(self, student_id: str, key: str) -> None:
+        """Drop an unfinished claim (the submit failed before any event): a retry may run."""
+        await self._redis.delete(keys.idempotency(student_id, key))

@@ -1,0 +1,161 @@
+"""What the API's handlers talk to, opened once per process by the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import asyncpg
+import orjson
+import ray
+
+from actors import postgres_store, redis_store
+from actors.registry import shard_name
+from ingest.producer import AsyncEventProducer
+from learnflow import keyring, keys, state_codec
+from learnflow.exceptions import LearnFlowError
+from learnflow.partitioning import partition_for_student
+from learnflow.progress import progress_view
+from learnflow.settings import Settings
+from learnflow.student_state import StudentState
+from serve.auth import AuthError, TokenVerifier
+from serve.grading import grader
+from serve.grading.catalog import Exercise
+from serve.grading.sandbox import SandboxUnavailableError, check
+from serve.limits import IdempotencyStore, RequestGuard
+from serve.readiness import Readiness
+
+logger = logging.getLogger(__name__)
+
+
+class Grading(Protocol):
+    async def grade(self, exercise: Exercise, code: str) -> dict[str, Any]:
+        """The grade of ``code`` as a JSON-ready dict; raises SandboxUnavailableError."""
+
+
+class LocalGrading:
+    """Grades in this process (plain uvicorn, tests): slots and sandbox of its own."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings.grader
+        self._slots = grader.Slots(settings.grader.slots)
+        self._checked: str | None = None
+
+    async def grade(self, exercise: Exercise, code: str) -> dict[str, Any]:
+        if self._checked is None:
+            self._checked = await check(self._settings)
+        slot = await self._slots.acquire()
+        try:
+            result = await grader.grade(self._settings, slot, exercise, code)
+        finally:
+            self._slots.release(slot)
+        return result.as_dict()
+
+
+class ServeGrading:
+    """Grades on the ``Grader`` Serve deployment (its replicas hold the slots)."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    async def grade(self, exercise: Exercise, code: str) -> dict[str, Any]:
+        answer: dict[str, Any] = await self._handle.grade.remote(exercise.id, code)
+        if "unavailable" in answer:
+            raise SandboxUnavailableError(answer["unavailable"])
+        return answer
+
+
+class Services:
+    def __init__(self, settings: Settings, grading: Grading) -> None:
+        self.settings = settings
+        self.grading = grading
+        self.readiness = Readiness(settings)
+        self.redis = redis_store.connect(settings.redis)
+        self.guard = RequestGuard(self.redis, settings.serve.rate_limit_per_minute)
+        self.idempotency = IdempotencyStore(
+            self.redis,
+            settings.serve.idempotency_ttl_s,
+            claim_ttl_s=int(settings.grader.wall_seconds) + 60,
+        )
+        self.producer = AsyncEventProducer(settings.kafka)
+        self._verifier: TokenVerifier | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+        self._shards: dict[int, Any] = {}
+
+    def verifier(self) -> TokenVerifier:
+        if self._verifier is None:
+            try:
+                self._verifier = TokenVerifier(self.settings.auth)
+            except keyring.KeyRingError as err:
+                raise AuthError(503, f"authentication unavailable: {err}") from err
+        return self._verifier
+
+    async def history_pool(self) -> asyncpg.Pool:
+        async with self._pool_lock:
+            if self._pool is None:
+                self._pool = await postgres_store.connect(self.settings.postgres, 4)
+            return self._pool
+
+    async def progress(
+        self, student_id: str, min_offset: int | None, timeout_s: float
+    ) -> dict[str, Any]:
+        """From the student's shard (freshest); from Redis with ``stale: true`` if it can't."""
+        partition = partition_for_student(student_id, self.settings.kafka.partitions)
+        try:
+            shard = self._shard(partition)
+            view: dict[str, Any] = await asyncio.wait_for(
+                shard.get.remote(student_id, min_offset, timeout_s), timeout_s + 1.0
+            )
+            view["stale"] = False
+            return view
+        except (TimeoutError, ray.exceptions.RayError, ValueError, LearnFlowError) as err:
+            logger.info("progress of %s from Redis: shard-%d: %r", student_id, partition, err)
+            self._shards.pop(partition, None)
+        raw = await self.redis.get(keys.state(student_id))
+        state = state_codec.decode(raw) if raw is not None else StudentState(student_id)
+        view = progress_view(state, self.settings.mastery.thresholds())
+        view.update(
+            partition=partition, partition_offset=None, caught_up=False, source="redis", stale=True
+        )
+        return view
+
+    async def attempts(self, student_id: str, exercise_id: str) -> list[dict[str, Any]]:
+        """The student's latest attempts at one exercise, newest first."""
+        raw = await self.redis.zrevrange(keys.attempts(student_id, exercise_id), 0, -1)
+        return [orjson.loads(item) for item in raw if isinstance(item, bytes | str)]
+
+    def _shard(self, partition: int) -> Any:
+        handle = self._shards.get(partition)
+        if handle is None:
+            if not ray.is_initialized():
+                raise LearnFlowError("not connected to Ray")
+            handle = ray.get_actor(
+                shard_name(self.settings, partition), namespace=self.settings.ray.namespace
+            )
+            self._shards[partition] = handle
+        return handle
+
+    async def weekly(self, student_id: str, weeks: int) -> Sequence[asyncpg.Record]:
+        """Weekly aggregates of the last ``weeks`` ISO weeks, newest first."""
+        since = (datetime.now(UTC) - timedelta(weeks=weeks - 1)).isocalendar()
+        pool = await self.history_pool()
+        rows: Sequence[asyncpg.Record] = await pool.fetch(
+            "SELECT component, iso_year, iso_week, attempts, correct, p_mastered "
+            "FROM weekly_mastery WHERE student_id = $1 AND (iso_year, iso_week) >= ($2, $3) "
+            "ORDER BY iso_year DESC, iso_week DESC, component",
+            student_id,
+            since.year,
+            since.week,
+        )
+        return rows
+
+    async def close(self) -> None:
+        await self.readiness.close()
+        await self.redis.aclose()
+        await asyncio.to_thread(self.producer.close)
+        if self._pool is not None:
+            await self._pool.close()
