@@ -29,7 +29,7 @@ from serve.auth import AuthError, Principal
 from serve.grading import catalog
 from serve.grading.sandbox import SandboxUnavailableError
 from serve.limits import IdempotencyConflictError
-from serve.services import Grading, LocalGrading, Services
+from serve.services import Grading, LocalGrading, OffsetBeyondEndError, Services
 
 logger = logging.getLogger(__name__)
 
@@ -261,17 +261,17 @@ def create_api(settings: Settings, grading: Grading | None = None) -> FastAPI:
         response: Response,
         principal: Submitter,
         idempotency_key: Annotated[
-            str | None,
+            uuid.UUID,
             Header(
                 description="A fresh UUID per submit; a retry with the same key returns the "
                 "first answer. It becomes the attempt's event_id."
             ),
-        ] = None,
+        ],
     ) -> AttemptResponse:
         """Grade the code in the sandbox, record the attempt, return per-test results and the
         event's partition and offset (for ``GET /progress?min_offset=``)."""
         services: Services = request.app.state.services
-        key = _idempotency_key(idempotency_key)
+        key = idempotency_key
         exercise = exercises.get(body.exercise_id)
         if exercise is None:
             raise NotFoundError(f"no exercise {body.exercise_id!r}")
@@ -339,7 +339,7 @@ def create_api(settings: Settings, grading: Grading | None = None) -> FastAPI:
             int | None,
             Query(ge=0, description="Wait (bounded) until the attempt at this offset counts."),
         ] = None,
-        timeout_s: Annotated[float | None, Query(gt=0, le=30)] = None,
+        timeout_s: Annotated[float | None, Query(gt=0, le=10)] = None,
     ) -> ProgressResponse:
         """Mastery and level per component, from the caller's shard; if the shard cannot answer,
         the Redis copy with ``stale: true``."""
@@ -381,19 +381,6 @@ class NotFoundError(Exception):
     pass
 
 
-def _idempotency_key(value: str | None) -> uuid.UUID:
-    if value is None:
-        raise BadRequestError("missing Idempotency-Key header (a fresh UUID per submit)")
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise BadRequestError(f"Idempotency-Key must be a UUID, got {value[:80]!r}") from None
-
-
-class BadRequestError(Exception):
-    pass
-
-
 def _install_error_handlers(api: FastAPI) -> None:
     @api.exception_handler(AuthError)
     async def auth_failed(request: Request, err: AuthError) -> JSONResponse:
@@ -419,13 +406,13 @@ def _install_error_handlers(api: FastAPI) -> None:
         headers = {"Retry-After": str(err.retry_after_s)} if err.retry_after_s else None
         return _fail(409, err.reason, headers)
 
+    @api.exception_handler(OffsetBeyondEndError)
+    async def beyond_end(request: Request, err: OffsetBeyondEndError) -> JSONResponse:
+        return _fail(422, str(err))
+
     @api.exception_handler(NotFoundError)
     async def not_found(request: Request, err: NotFoundError) -> JSONResponse:
         return _fail(404, str(err))
-
-    @api.exception_handler(BadRequestError)
-    async def bad_request(request: Request, err: BadRequestError) -> JSONResponse:
-        return _fail(400, str(err))
 
     @api.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:

@@ -121,7 +121,9 @@ class TokenVerifier:
         except jwt.ExpiredSignatureError:
             raise AuthError(401, "token expired") from None
         except jwt.ImmatureSignatureError as err:
-            raise AuthError(401, f"token not yet valid: {err}") from None
+            if "iat" in str(err):
+                raise AuthError(401, "token issued in the future (iat)") from None
+            raise AuthError(401, "token not yet valid (nbf)") from None
         except jwt.InvalidAudienceError:
             raise AuthError(401, f"token audience is not {settings.audience!r}") from None
         except jwt.InvalidIssuerError:

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import asyncpg
 import orjson
 import ray
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from actors import postgres_store, redis_store
 from actors.registry import shard_name
@@ -29,6 +30,10 @@ from serve.limits import IdempotencyStore, RequestGuard
 from serve.readiness import Readiness
 
 logger = logging.getLogger(__name__)
+
+
+class OffsetBeyondEndError(LearnFlowError):
+    """A read-your-writes offset that no event has (yet) on the student's partition."""
 
 
 class Grading(Protocol):
@@ -85,6 +90,15 @@ class Services:
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self._shards: dict[int, Any] = {}
+        self._ends: dict[int, int] = {}
+        self._watermarks = Consumer(
+            {
+                "bootstrap.servers": settings.kafka.bootstrap_servers,
+                "group.id": f"{settings.kafka.client_id}-api-offsets",
+                "client.id": f"{settings.kafka.client_id}-api-offsets",
+                "enable.auto.commit": False,
+            }
+        )
 
     def verifier(self) -> TokenVerifier:
         if self._verifier is None:
@@ -105,6 +119,8 @@ class Services:
     ) -> dict[str, Any]:
         """From the student's shard (freshest); from Redis with ``stale: true`` if it can't."""
         partition = partition_for_student(student_id, self.settings.kafka.partitions)
+        if min_offset is not None:
+            await self._check_offset_exists(partition, min_offset)
         try:
             shard = self._shard(partition)
             view: dict[str, Any] = await asyncio.wait_for(
@@ -122,6 +138,28 @@ class Services:
             partition=partition, partition_offset=None, caught_up=False, source="redis", stale=True
         )
         return view
+
+    async def _check_offset_exists(self, partition: int, offset: int) -> None:
+        """An offset past the partition's end can never be applied: say so instead of waiting."""
+        if offset < self._ends.get(partition, 0):
+            return
+        topic = self.settings.kafka.events_topic
+        try:
+            _, end = await asyncio.to_thread(
+                self._watermarks.get_watermark_offsets,
+                TopicPartition(topic, partition),
+                timeout=2.0,
+                cached=False,
+            )
+        except KafkaException as err:
+            logger.info("no end offset for %s[%d]: %s", topic, partition, err)
+            return  # cannot tell: the bounded wait still applies
+        self._ends[partition] = int(end)
+        if offset >= end:
+            raise OffsetBeyondEndError(
+                f"min_offset {offset} is beyond the end of your partition {partition} "
+                f"(next offset {end}); use the offset a submit returned"
+            )
 
     async def attempts(self, student_id: str, exercise_id: str) -> list[dict[str, Any]]:
         """The student's latest attempts at one exercise, newest first."""
@@ -157,5 +195,6 @@ class Services:
         await self.readiness.close()
         await self.redis.aclose()
         await asyncio.to_thread(self.producer.close)
+        await asyncio.to_thread(self._watermarks.close)
         if self._pool is not None:
             await self._pool.close()

@@ -1,0 +1,312 @@
+"""The HTTP API as deployed by ``learnflow up`` on Ray Serve, against the real services."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from learnflow import keyring
+from learnflow.partitioning import partition_for_student
+from learnflow.settings import Settings
+
+SOLUTION = "def sum_to(n):\n    return n * (n + 1) // 2\n"
+WRONG = "def sum_to(n):\n    return n\n"
+
+
+@pytest.fixture(scope="module")
+def api(settings: Settings) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{settings.serve.url}/api/v1", timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def ring(settings: Settings) -> keyring.KeyRing:
+    return keyring.load(settings.auth.keys_dir)
+
+
+def student() -> str:
+    return f"api-{uuid.uuid4().hex[:10]}"
+
+
+def token_for(settings: Settings, ring: keyring.KeyRing, student_id: str, **kw: Any) -> str:
+    return keyring.mint(ring, settings.auth, student_id, **kw)[0]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def submit(
+    api: httpx.Client, token: str, code: str = SOLUTION, key: str | None = None
+) -> httpx.Response:
+    return api.post(
+        "/attempts",
+        json={"exercise_id": "sum-to-n", "code": code},
+        headers={**bearer(token), "Idempotency-Key": key or str(uuid.uuid4())},
+    )
+
+
+def high_watermark(settings: Settings, student_id: str) -> int:
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "x"})
+    try:
+        partition = partition_for_student(student_id, settings.kafka.partitions)
+        _, high = consumer.get_watermark_offsets(
+            TopicPartition(settings.kafka.events_topic, partition), timeout=10
+        )
+        return int(high)
+    finally:
+        consumer.close()
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _claims(settings: Settings, student_id: str, **changes: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": student_id,
+        "iss": settings.auth.issuer,
+        "aud": settings.auth.audience,
+        "iat": now,
+        "exp": now + 600,
+        "jti": str(uuid.uuid4()),
+        "permissions": list(keyring.PERMISSIONS),
+    }
+    claims.update(changes)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def _sign(ring: keyring.KeyRing, claims: dict[str, Any], kid: str | None = None) -> str:
+    return jwt.encode(
+        claims, ring.private_key(), algorithm="RS256", headers={"kid": kid or ring.signing}
+    )
+
+
+def bad_tokens(settings: Settings, ring: keyring.KeyRing, sid: str) -> dict[str, str]:
+    now = int(time.time())
+    public_pem = ring.public_path(ring.signing).read_bytes()
+    good = _sign(ring, _claims(settings, sid))
+    head, body, signature = good.split(".")
+    tampered_body = _b64({**_claims(settings, sid), "sub": "someone-else"})
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other_pem = other_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    hs_header = _b64({"alg": "HS256", "typ": "JWT", "kid": ring.signing})
+    hs_body = _b64(_claims(settings, sid))
+    import hashlib
+    import hmac
+
+    hs_signature = (
+        base64.urlsafe_b64encode(
+            hmac.new(public_pem, f"{hs_header}.{hs_body}".encode(), hashlib.sha256).digest()
+        )
+        .rstrip(b"=")
+        .decode()
+    )
+    return {
+        "alg none": f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': ring.signing})}.{body}.",
+        "HS256 with the public key": f"{hs_header}.{hs_body}.{hs_signature}",
+        "expired": _sign(ring, _claims(settings, sid, iat=now - 7200, exp=now - 3600)),
+        "iat in the future": _sign(ring, _claims(settings, sid, iat=now + 3600, exp=now + 7200)),
+        "missing exp": _sign(ring, _claims(settings, sid, exp=None)),
+        "missing iat": _sign(ring, _claims(settings, sid, iat=None)),
+        "lifetime over 24 h": _sign(ring, _claims(settings, sid, exp=now + 90_000)),
+        "not yet valid (nbf)": _sign(ring, _claims(settings, sid, nbf=now + 3600)),
+        "unknown kid": _sign(ring, _claims(settings, sid), kid="no-such-key"),
+        "tampered payload": f"{head}.{tampered_body}.{signature}",
+        "signed by another key": jwt.encode(
+            _claims(settings, sid), other_pem, algorithm="RS256", headers={"kid": ring.signing}
+        ),
+        "wrong audience": _sign(ring, _claims(settings, sid, aud="someone-else")),
+        "wrong issuer": _sign(ring, _claims(settings, sid, iss="evil")),
+        "garbage": "not-a-token",
+    }
+
+
+def test_exercises_are_listed_without_hidden_tests(api: httpx.Client) -> None:
+    listing = api.get("/exercises")
+    assert listing.status_code == 200
+    exercises = listing.json()["exercises"]
+    assert len(exercises) >= 15
+    detail = api.get("/exercises/sum-to-n").json()
+    assert detail["starter"].startswith("def sum_to")
+    assert "solution" not in detail and "expected" not in json.dumps(detail)
+    missing = api.get("/exercises/nope")
+    assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+
+
+def test_every_bad_token_is_refused_with_a_reason_and_produces_nothing(
+    api: httpx.Client, settings: Settings, ring: keyring.KeyRing
+) -> None:
+    sid = student()
+    before = high_watermark(settings, sid)
+    reasons = {}
+    for name, token in bad_tokens(settings, ring, sid).items():
+        response = submit(api, token)
+        assert response.status_code == 401, (name, response.text)
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        reasons[name] = response.json()["detail"]
+    assert "RS256 only" in reasons["alg none"]
+    assert "RS256 only" in reasons["HS256 with the public key"]
+    assert reasons["expired"] == "token expired"
+    assert "future" in reasons["iat in the future"]
+    assert "'exp'" in reasons["missing exp"]
+    assert "'iat'" in reasons["missing iat"]
+    assert "lifetime" in reasons["lifetime over 24 h"]
+    assert "not yet valid" in reasons["not yet valid (nbf)"]
+    assert "unknown key" in reasons["unknown kid"]
+    assert "signature" in reasons["tampered payload"]
+    assert "signature" in reasons["signed by another key"]
+    assert "audience" in reasons["wrong audience"]
+    assert "issuer" in reasons["wrong issuer"]
+    no_header = api.post("/attempts", json={"exercise_id": "sum-to-n", "code": SOLUTION})
+    assert no_header.status_code == 401 and "Authorization" in no_header.json()["detail"]
+    assert high_watermark(settings, sid) == before
+
+
+def test_missing_permission_is_403(
+    api: httpx.Client, settings: Settings, ring: keyring.KeyRing
+) -> None:
+    sid = student()
+    before = high_watermark(settings, sid)
+    reader_only = token_for(settings, ring, sid, permissions=["progress:read"])
+    refused = submit(api, reader_only)
+    assert refused.status_code == 403
+    assert "exercise:submit" in refused.json()["detail"]
+    assert api.get("/progress", headers=bearer(reader_only)).status_code == 200
+    assert high_watermark(settings, sid) == before
+
+
+def test_revoked_token_is_refused(
+    api: httpx.Client, settings: Settings, ring: keyring.KeyRing, redis_client: Any
+) -> None:
+    sid = student()
+    token, claims = keyring.mint(ring, settings.auth, sid)
+    assert api.get("/progress", headers=bearer(token)).status_code == 200
+    from typer.testing import CliRunner
+
+    from learnflow.cli import app
+
+    result = CliRunner().invoke(app, ["token", "revoke", claims["jti"]])
+    assert result.exit_code == 0, result.output
+    before = high_watermark(settings, sid)
+    refused = submit(api, token)
+    assert refused.status_code == 401 and refused.json()["detail"] == "token revoked"
+    assert high_watermark(settings, sid) == before
+
+
+def test_rate_limit_per_student(
+    api: httpx.Client, settings: Settings, ring: keyring.KeyRing
+) -> None:
+    limit = settings.serve.rate_limit_per_minute
+    busy, other = student(), student()
+    busy_token, other_token = token_for(settings, ring, busy), token_for(settings, ring, other)
+    statuses = [
+        api.get("/progress/history", headers=bearer(busy_token)).status_code for _ in range(limit)
+    ]
+    assert statuses == [200] * limit
+    over = api.get("/progress/history", headers=bearer(busy_token))
+    assert over.status_code == 429
+    assert 1 <= int(over.headers["Retry-After"]) <= 60
+    assert "rate limit" in over.json()["detail"]
+    assert api.get("/progress/history", headers=bearer(other_token)).status_code == 200
+
+
+def test_retried_submit_returns_first_answer_and_one_event(
+    api: httpx.Client, settings: Settings, ring: keyring.KeyRing
+) -> None:
+    sid = student()
+    token = token_for(settings, ring, sid)
+    key = str(uuid.uuid4())
+    before = high_watermark(settings, sid)
+    first = submit(api, token, key=key)
+    assert first.status_code == 201, first.text
+    retry = submit(api, token, key=key)
+    assert retry.status_code == 200
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json() == first.json()
+    assert high_watermark(settings, sid) == before + 1
+    assert first.json()["event"]["event_id"] == key
+    conflict = submit(api, token, code=WRONG, key=key)
+    assert conflict.status_code == 409 and "different" in conflict.json()["detail"]
+    assert high_watermark(settings, sid) == before + 1
+    bad_key = submit(api, token, key="not-a-uuid")
+    assert bad_key.status_code == 422 and "UUID" in bad_key.json()["detail"]
+    no_key = api.post(
+        "/attempts", json={"exercise_id": "sum-to-n", "code": SOLUTION}, headers=bearer(token)
+    )
+    assert no_key.status_code == 422 and "idempotency-key" in no_key.json()["detail"]
+
+
+def test_read_your_writes_after_a_submit(
+    api: httpx.Client, settings: Settings, ring: keyring.KeyRing
+) -> None:
+    sid = student()
+    token = token_for(settings, ring, sid)
+    empty = api.get("/progress", headers=bearer(token)).json()
+    assert empty["components"] == {}
+    wrong = submit(api, token, code=WRONG)
+    assert wrong.status_code == 201
+    body = wrong.json()
+    assert not body["passed"] and body["tests_passed"] < body["tests_total"]
+    right = submit(api, token).json()
+    assert right["passed"] and right["status"] == "passed"
+    offset = right["event"]["offset"]
+    assert right["event"]["partition"] == partition_for_student(sid, settings.kafka.partitions)
+    seen = api.get("/progress", params={"min_offset": offset}, headers=bearer(token)).json()
+    assert seen["caught_up"] and not seen["stale"] and seen["source"] == "shard"
+    assert seen["applied_offset"] == offset
+    loops = seen["components"]["loops"]
+    assert loops["attempts"] == 2 and loops["correct"] == 1
+    attempts = api.get(
+        "/attempts", params={"exercise_id": "sum-to-n"}, headers=bearer(token)
+    ).json()["attempts"]
+    assert [a["offset"] for a in attempts] == [offset, body["event"]["offset"]]
+    history = api.get("/progress/history", headers=bearer(token)).json()["weeks"]
+    assert [(w["component"], w["attempts"], w["correct"]) for w in history] == [("loops", 2, 1)]
+
+
+def test_bad_requests_get_4xx_with_a_reason(
+    api: httpx.Client, settings: Settings, ring: keyring.KeyRing
+) -> None:
+    token = token_for(settings, ring, student())
+    unknown = api.post(
+        "/attempts",
+        json={"exercise_id": "nope", "code": ""},
+        headers={**bearer(token), "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert unknown.status_code == 404
+    malformed = api.post(
+        "/attempts",
+        content=b"{not json",
+        headers={**bearer(token), "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert malformed.status_code == 422 and "invalid request" in malformed.json()["detail"]
+    negative = api.get("/progress", params={"min_offset": -1}, headers=bearer(token))
+    assert negative.status_code == 422
+    beyond = api.get("/progress", params={"min_offset": 10**15}, headers=bearer(token))
+    assert beyond.status_code == 422 and "beyond the end" in beyond.json()["detail"]
+
+
+def test_dev_token_logs_a_student_in(api: httpx.Client) -> None:
+    sid = student()
+    minted = api.post("/dev/token", json={"student_id": sid})
+    assert minted.status_code == 200
+    token = minted.json()["token"]
+    assert api.get("/progress", headers=bearer(token)).json()["student_id"] == sid
+    assert api.post("/dev/token", json={"student_id": "bad id!"}).status_code == 422
