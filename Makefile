@@ -6,7 +6,7 @@ LEARNFLOW := $(BIN)/learnflow
 PYTEST := $(BIN)/python -m pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap up down status test test-unit test-integration lint bench bench-mastery bench-ingest
+.PHONY: help bootstrap up down status test test-unit test-integration lint bench bench-mastery bench-ingest bench-api loadtest
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -37,10 +37,22 @@ lint: bootstrap ## ruff (lint + format check) and mypy
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy
 
-bench: bench-mastery bench-ingest ## Run every benchmark and print its figures
+bench: bench-mastery bench-ingest bench-api ## Run every benchmark and print its figures
 
 bench-mastery: bootstrap ## BKT fit vs pyBKT 1.4.3 (C++): fit time, AUC, log-loss, RMSE, parameter MAE
 	@$(BIN)/python -m benchmarks.mastery
 
 bench-ingest: up ## Ingest path vs a bare Kafka consumer: events/s, latency p50/p99, recovery
 	@$(BIN)/python -m benchmarks.ingest
+
+bench-api: up ## Serve vs uvicorn on GET /progress, JWT verification cost, grader overhead
+	@$(BIN)/python -m benchmarks.api
+
+LOADTEST_USERS ?= 20
+LOADTEST_TIME ?= 60s
+loadtest: up ## Locust students against the local stack, headless; reports in .run/loadtest/
+	@mkdir -p .run/loadtest
+	$(BIN)/locust -f loadtests/locustfile.py --headless --host http://127.0.0.1:8000 \
+		--users $(LOADTEST_USERS) --spawn-rate 5 --run-time $(LOADTEST_TIME) --stop-timeout 10 \
+		--csv .run/loadtest/locust --html .run/loadtest/report.html --only-summary
+	@echo "reports: .run/loadtest/locust_stats.csv, .run/loadtest/report.html"

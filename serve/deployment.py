@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, cast
@@ -38,16 +39,18 @@ class GraderDeployment:
         self._slots = grader.Slots(settings.grader.slots)
         self._checked_at = float("-inf")
         self._problem: str | None = "not checked yet"
+        self._check_lock = asyncio.Lock()
 
     async def grade(self, exercise_id: str, code: str) -> dict[str, Any]:
-        if self._problem is not None and time.monotonic() - self._checked_at > 30.0:
-            self._checked_at = time.monotonic()
-            try:
-                logger.info("grader: %s", await sandbox.check(self._settings))
-                self._problem = None
-            except sandbox.SandboxUnavailableError as err:
-                self._problem = str(err)
-                logger.error("grader refuses to run code: %s", err)
+        async with self._check_lock:  # callers wait for the check instead of being refused
+            if self._problem is not None and time.monotonic() - self._checked_at > 30.0:
+                self._checked_at = time.monotonic()
+                try:
+                    logger.info("grader: %s", await sandbox.check(self._settings))
+                    self._problem = None
+                except sandbox.SandboxUnavailableError as err:
+                    self._problem = str(err)
+                    logger.error("grader refuses to run code: %s", err)
         if self._problem is not None:
             return {"unavailable": self._problem}
         slot = await self._slots.acquire()
