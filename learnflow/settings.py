@@ -69,6 +69,8 @@ class RaySettings(BaseModel):
     namespace: str = "learnflow"
     num_cpus: int = Field(default=2, ge=1)
     object_store_mb: int = Field(default=512, ge=75)
+    extra_env: dict[str, str] = Field(default_factory=dict)
+    """Environment for every Ray process of the head (e.g. Serve's proxy modes)."""
 
     @property
     def address(self) -> str:
@@ -149,8 +151,10 @@ class GraderSettings(BaseModel):
     """The sandbox that runs student code (bubblewrap + rlimits + a uid per slot)."""
 
     slots: int = Field(default=4, ge=1, le=64)
-    """Programs graded at once per grader replica; each slot has its own uid."""
+    """Programs graded at once per grader replica; each run has a uid of its own."""
     first_uid: int = Field(default=20_000, ge=1000)
+    uid_pool: int = Field(default=64, ge=1, le=10_000)
+    """Uids ``first_uid …`` leased to runs across every grader process on a host."""
     replicas: int = Field(default=1, ge=1)
     num_cpus: float = Field(default=0.1, ge=0, le=2)
     python: Path = Path("/usr/bin/python3")

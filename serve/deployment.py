@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import Any, cast
 
 import ray
@@ -18,7 +16,7 @@ from ingest.deployment import build_ingest
 from learnflow.settings import Settings
 from serve.api import create_api
 from serve.grading import catalog, grader, sandbox
-from serve.services import ServeGrading
+from serve.services import ServeGrading, grader_lock_dir
 
 logger = logging.getLogger(__name__)
 
@@ -27,37 +25,22 @@ INGEST_APP = "ingest"
 
 @ray_serve.deployment(name="Grader")
 class GraderDeployment:
-    """Runs student code in the sandbox; each replica has ``grader.slots`` uids to run under.
+    """Runs student code in the sandbox, ``grader.slots`` programs at once per replica.
 
-    If the sandbox cannot run here, every call answers ``{"unavailable": <why>}`` and no code is
-    run (checked again at most every 30 s).
+    If the sandbox cannot run here, every call answers ``{"unavailable": <why>}`` and no code
+    is run.
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings.grader
         self._exercises = catalog.load()
-        self._slots = grader.Slots(settings.grader.slots)
-        self._checked_at = float("-inf")
-        self._problem: str | None = "not checked yet"
-        self._check_lock = asyncio.Lock()
+        self._grader = grader.Grader(settings.grader, grader_lock_dir(settings))
 
     async def grade(self, exercise_id: str, code: str) -> dict[str, Any]:
-        async with self._check_lock:  # callers wait for the check instead of being refused
-            if self._problem is not None and time.monotonic() - self._checked_at > 30.0:
-                self._checked_at = time.monotonic()
-                try:
-                    logger.info("grader: %s", await sandbox.check(self._settings))
-                    self._problem = None
-                except sandbox.SandboxUnavailableError as err:
-                    self._problem = str(err)
-                    logger.error("grader refuses to run code: %s", err)
-        if self._problem is not None:
-            return {"unavailable": self._problem}
-        slot = await self._slots.acquire()
         try:
-            result = await grader.grade(self._settings, slot, self._exercises[exercise_id], code)
-        finally:
-            self._slots.release(slot)
+            result = await self._grader.grade(self._exercises[exercise_id], code)
+        except sandbox.SandboxUnavailableError as err:
+            logger.error("grader refuses to run code: %s", err)
+            return {"unavailable": str(err)}
         return result.as_dict()
 
 

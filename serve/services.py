@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
@@ -25,7 +26,7 @@ from learnflow.student_state import StudentState
 from serve.auth import AuthError, TokenVerifier
 from serve.grading import grader
 from serve.grading.catalog import Exercise
-from serve.grading.sandbox import SandboxUnavailableError, check
+from serve.grading.sandbox import SandboxUnavailableError
 from serve.limits import IdempotencyStore, RequestGuard
 from serve.readiness import Readiness
 
@@ -42,22 +43,17 @@ class Grading(Protocol):
 
 
 class LocalGrading:
-    """Grades in this process (plain uvicorn, tests): slots and sandbox of its own."""
+    """Grades in this process (plain uvicorn, tests) with a grader of its own."""
 
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings.grader
-        self._slots = grader.Slots(settings.grader.slots)
-        self._checked: str | None = None
+        self._grader = grader.Grader(settings.grader, grader_lock_dir(settings))
 
     async def grade(self, exercise: Exercise, code: str) -> dict[str, Any]:
-        if self._checked is None:
-            self._checked = await check(self._settings)
-        slot = await self._slots.acquire()
-        try:
-            result = await grader.grade(self._settings, slot, exercise, code)
-        finally:
-            self._slots.release(slot)
-        return result.as_dict()
+        return (await self._grader.grade(exercise, code)).as_dict()
+
+
+def grader_lock_dir(settings: Settings) -> Path:
+    return settings.local.run_dir / "grader"
 
 
 class ServeGrading:

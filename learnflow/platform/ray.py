@@ -76,7 +76,11 @@ def start(settings: Settings, deadline: Deadline) -> ComponentStatus:
                 "--disable-usage-stats",
             ],
             # A local head holds nothing worth draining for: stop at once on SIGTERM.
-            env={**client_env(settings), "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"},
+            env={
+                **client_env(settings),
+                "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+                **rs.extra_env,
+            },
         )  # fmt: skip
     processes.wait_until(
         svc,

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from learnflow.settings import GraderSettings
 from serve.grading import sandbox
 from serve.grading.catalog import Exercise
+from serve.grading.uids import UidPool
 
 LIMIT_MESSAGES = {
     "time": "time limit exceeded: the program ran longer than {wall:g} s",
@@ -53,25 +56,46 @@ class Grade:
         return body
 
 
-class Slots:
-    """Concurrent grading slots of one replica; each runs under its own uid."""
+class Grader:
+    """Grades programs: a uid lease per run, the sandbox, and the judging.
 
-    def __init__(self, count: int) -> None:
-        self._free: asyncio.Queue[int] = asyncio.Queue()
-        for slot in range(count):
-            self._free.put_nowait(slot)
+    If the sandbox cannot run here it refuses every program with the reason (checked again at
+    most every ``_RECHECK_S``), never running code outside it.
+    """
 
-    async def acquire(self) -> int:
-        return await self._free.get()
+    _RECHECK_S = 30.0
 
-    def release(self, slot: int) -> None:
-        self._free.put_nowait(slot)
+    def __init__(self, settings: GraderSettings, lock_dir: Path) -> None:
+        self._settings = settings
+        self._uids = UidPool(settings.first_uid, settings.uid_pool, lock_dir)
+        self._concurrency = asyncio.Semaphore(settings.slots)
+        self._check_lock = asyncio.Lock()
+        self._checked_at = float("-inf")
+        self._problem: str | None = "not checked yet"
 
+    async def ready(self) -> str:
+        """Whether the sandbox works; raises SandboxUnavailableError saying why not."""
+        async with self._check_lock:  # callers wait for one check instead of each running one
+            if self._problem is not None and time.monotonic() - self._checked_at > self._RECHECK_S:
+                self._checked_at = time.monotonic()
+                try:
+                    async with self._uids.lease() as lease:
+                        detail = await sandbox.check(self._settings, lease.uid)
+                    self._problem = None
+                    return detail
+                except sandbox.SandboxUnavailableError as err:
+                    self._problem = str(err)
+            if self._problem is not None:
+                raise sandbox.SandboxUnavailableError(self._problem)
+        return "bubblewrap sandbox ok"
 
-async def grade(settings: GraderSettings, slot: int, exercise: Exercise, code: str) -> Grade:
-    spec = {"kind": exercise.kind, "code": code, "tests": [t.call() for t in exercise.tests]}
-    run = await sandbox.run(settings, slot, spec)
-    return judge(settings, exercise, run)
+    async def grade(self, exercise: Exercise, code: str) -> Grade:
+        await self.ready()
+        spec = {"kind": exercise.kind, "code": code, "tests": [t.call() for t in exercise.tests]}
+        async with self._concurrency, self._uids.lease() as lease:
+            run = await sandbox.run(self._settings, lease.uid, spec)
+            lease.dirty = run.limit is not None or run.signal is not None
+        return judge(self._settings, exercise, run)
 
 
 def judge(settings: GraderSettings, exercise: Exercise, run: sandbox.Run) -> Grade:

@@ -2,9 +2,9 @@
 
 The layers, outermost first:
 
-- ``setpriv`` to a non-root uid per concurrent slot (``grader.first_uid + slot``):
-  RLIMIT_NPROC is ignored for root, so only a real uid contains a fork bomb; distinct uids
-  also keep slots from signalling each other;
+- ``setpriv`` to a non-root uid leased for this run alone (``uids.py``): RLIMIT_NPROC is
+  ignored for root, so only a real uid contains a fork bomb; distinct uids also keep
+  concurrent runs from signalling each other;
 - ``prlimit``: CPU seconds, address space, processes, file size, open files;
 - ``bwrap``: new user, pid, ipc, uts, cgroup and network namespaces (no network at all), the
   system's ``/usr`` read-only and nothing else of the host's files, a private size-limited
@@ -69,6 +69,7 @@ def command(settings: GraderSettings, uid: int) -> list[str]:
         "--unshare-all",  # pid, ipc, uts, cgroup and network namespaces
         "--unshare-user",
         "--die-with-parent",
+        "--as-pid-1",  # the outer bwrap reaps the program itself: no orphan left behind
         "--new-session",
         "--disable-userns",
         "--clearenv",
@@ -89,11 +90,8 @@ def command(settings: GraderSettings, uid: int) -> list[str]:
     ]  # fmt: skip
 
 
-async def run(
-    settings: GraderSettings, slot: int, spec: dict[str, Any], code_uid: int | None = None
-) -> Run:
-    """Run the runner with ``spec`` (the program and its calls) in slot ``slot``."""
-    uid = code_uid if code_uid is not None else settings.first_uid + slot
+async def run(settings: GraderSettings, uid: int, spec: dict[str, Any]) -> Run:
+    """Run the runner with ``spec`` (the program and its calls) under ``uid``."""
     read_end, write_end = os.pipe()
     os.set_inheritable(write_end, True)
     began = time.perf_counter()
@@ -202,7 +200,7 @@ def _limit_of(outcome: Run) -> str | None:
     return None
 
 
-async def check(settings: GraderSettings) -> str:
+async def check(settings: GraderSettings, uid: int) -> str:
     """Prove the sandbox works here (a trivial program runs and reports); say why if not."""
     for tool in ("setpriv", "prlimit", "bwrap"):
         if shutil.which(tool) is None:
@@ -214,7 +212,7 @@ async def check(settings: GraderSettings) -> str:
             "the grader must start as root to run each slot under its own uid"
         )
     outcome = await run(
-        settings, 0, {"kind": "function", "code": "def f():\n    return 42\n",
+        settings, uid, {"kind": "function", "code": "def f():\n    return 42\n",
                       "tests": [{"function": "f", "args": []}]},
     )  # fmt: skip
     if outcome.results[-1:] != [{"i": 0, "ok": True, "value": 42}]:

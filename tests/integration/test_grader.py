@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 
 from learnflow.settings import GraderSettings, Settings
-from serve.grading import catalog, grader, sandbox
+from serve.grading import catalog, grader, sandbox, uids
 from serve.grading.catalog import Exercise, HiddenTest
+from serve.services import grader_lock_dir
 
 SETTINGS: GraderSettings = Settings().grader.model_copy(update={"wall_seconds": 3.0})
+LOCKS = grader_lock_dir(Settings())
 
 PROBE = Exercise(
     id="probe",
@@ -26,19 +30,41 @@ PROBE = Exercise(
 
 
 def grade(code: str, exercise: Exercise = PROBE) -> grader.Grade:
-    return asyncio.run(grader.grade(SETTINGS, 0, exercise, code))
+    return asyncio.run(grader.Grader(SETTINGS, LOCKS).grade(exercise, code))
 
 
 def test_sandbox_works_here() -> None:
-    assert asyncio.run(sandbox.check(SETTINGS)).startswith("bubblewrap sandbox ok")
+    assert asyncio.run(grader.Grader(SETTINGS, LOCKS).ready()).startswith("bubblewrap sandbox ok")
+
+
+def test_without_bubblewrap_no_code_runs(tmp_path: Path) -> None:
+    for tool in ("setpriv", "prlimit"):
+        (tmp_path / tool).symlink_to(shutil.which(tool) or tool)
+    path = os.environ["PATH"]
+    os.environ["PATH"] = str(tmp_path)
+    try:
+        with pytest.raises(sandbox.SandboxUnavailableError, match="bwrap is not installed"):
+            asyncio.run(grader.Grader(SETTINGS, LOCKS).grade(PROBE, PROBE.solution))
+    finally:
+        os.environ["PATH"] = path
+
+
+def test_concurrent_runs_never_share_a_uid() -> None:
+    async def both() -> list[int]:
+        first, second = uids.UidPool(50_000, 4, LOCKS), uids.UidPool(50_000, 4, LOCKS)
+        async with first.lease() as a, second.lease() as b, first.lease() as c:
+            return [a.uid, b.uid, c.uid]
+
+    leased = asyncio.run(both())
+    assert len(set(leased)) == 3
 
 
 @pytest.mark.parametrize("exercise", list(catalog.load().values()), ids=lambda e: e.id)
 def test_reference_solution_passes_and_starter_fails(exercise: Exercise) -> None:
-    solved = asyncio.run(grader.grade(SETTINGS, 0, exercise, exercise.solution))
+    solved = grade(exercise.solution, exercise)
     assert solved.passed, [t for t in solved.tests if not t.passed]
     assert solved.status == "passed"
-    started = asyncio.run(grader.grade(SETTINGS, 1, exercise, exercise.starter))
+    started = grade(exercise.starter, exercise)
     assert not started.passed
     assert started.tests_passed < started.tests_total
 
@@ -117,7 +143,9 @@ def test_no_host_files() -> None:
 def test_runs_as_a_non_root_uid_in_its_own_pid_namespace() -> None:
     result = grade("import os\ndef f():\n    return [os.getuid(), os.getpid(), os.getppid()]\n")
     message = result.tests[0].message
-    assert f"got [{SETTINGS.first_uid}, 2, 1]" in message
+    uid, pid, parent = eval(message.split("got ", 1)[1])  # noqa: S307 - our own test output
+    assert SETTINGS.first_uid <= uid < SETTINGS.first_uid + SETTINGS.uid_pool
+    assert (pid, parent) == (1, 0)  # the program is pid 1 of a namespace of its own
 
 
 def test_cannot_kill_other_processes() -> None:
