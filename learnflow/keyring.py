@@ -26,6 +26,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from learnflow.exceptions import LearnFlowError
 from learnflow.settings import AuthSettings
@@ -55,6 +56,7 @@ class KeyRing:
     directory: Path
     signing: str
     keys: dict[str, KeyInfo] = field(default_factory=dict)
+    _signer: tuple[str, RSAPrivateKey] | None = field(default=None, repr=False, compare=False)
 
     @property
     def manifest(self) -> Path:
@@ -75,15 +77,22 @@ class KeyRing:
             if info.valid_at(moment)
         }
 
-    def private_key(self) -> str:
+    def private_key(self) -> RSAPrivateKey:
+        """The signing key, parsed once per ring (parsing a PEM costs far more than signing)."""
+        if self._signer is not None and self._signer[0] == self.signing:
+            return self._signer[1]
         path = self.private_path(self.signing)
         try:
-            return path.read_text()
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         except FileNotFoundError:
             raise KeyRingError(
                 f"signing key {self.signing} has no private key at {path}; "
                 "run `learnflow keys rotate` to make a new one"
             ) from None
+        if not isinstance(key, RSAPrivateKey):
+            raise KeyRingError(f"{path} is not an RSA private key")
+        self._signer = (self.signing, key)
+        return key
 
     def save(self) -> None:
         document = {

@@ -366,9 +366,9 @@ def create_api(settings: Settings, grading: Grading | None = None) -> FastAPI:
     if settings.auth.dev_tokens:
 
         @v1.post("/dev/token", tags=["development"])
-        async def dev_token(body: DevTokenRequest) -> TokenResponse:
+        async def dev_token(body: DevTokenRequest, request: Request) -> TokenResponse:
             """Development only: a token for any student id (the web editor's login)."""
-            ring = keyring.load(settings.auth.keys_dir)
+            ring = request.app.state.services.signing_ring()
             token, claims = keyring.mint(ring, settings.auth, body.student_id)
             return TokenResponse(token=token, student_id=body.student_id, expires_at=claims["exp"])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,6 +84,7 @@ class Services:
         )
         self.producer = AsyncEventProducer(settings.kafka)
         self._verifier: TokenVerifier | None = None
+        self._ring: tuple[float, keyring.KeyRing] | None = None
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self._shards: dict[int, Any] = {}
@@ -103,6 +105,16 @@ class Services:
             except keyring.KeyRingError as err:
                 raise AuthError(503, f"authentication unavailable: {err}") from err
         return self._verifier
+
+    def signing_ring(self) -> keyring.KeyRing:
+        """The key set for minting (dev tokens), re-read at most every few seconds."""
+        now = time.monotonic()
+        if self._ring is None or now - self._ring[0] > 5.0:
+            ring = keyring.load(self.settings.auth.keys_dir)
+            if self._ring is not None and self._ring[1].signing == ring.signing:
+                ring = self._ring[1]  # keep the parsed private key
+            self._ring = (now, ring)
+        return self._ring[1]
 
     async def history_pool(self) -> asyncpg.Pool:
         async with self._pool_lock:
