@@ -173,23 +173,19 @@ def uvicorn_loads(settings: Settings, tokens: Path) -> dict[int, Load]:
             server.kill()
 
 
-def restart_ray(settings: Settings) -> None:
-    """Restart the Ray head with ``settings`` (its env) and redeploy the apps."""
+def restart_ray(settings: Settings, app_env: dict[str, str]) -> None:
+    """Restart the Ray head with ``settings`` (its env) and redeploy the apps with the
+    ``LEARNFLOW_…`` overrides in ``app_env`` (secrets never leave the environment)."""
     from learnflow.platform import ray as platform_ray
 
     platform_ray.stop(settings, Deadline.after(60))
     platform_ray.start(settings, Deadline.after(120))
-    code = (
-        "import sys, json\n"
-        "from learnflow.settings import Settings\n"
-        "from learnflow.platform import stack\n"
-        "stack.deploy_app(Settings.model_validate_json(sys.argv[1]))\n"
-    )
     subprocess.run(
-        [sys.executable, "-c", code, settings.model_dump_json()],
+        [str(Path(sys.executable).with_name("learnflow")), "up"],
         check=True,
         timeout=300,
-        env={**os.environ, **local_ray.client_env(settings)},
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, **local_ray.client_env(settings), **app_env},
     )
     stack.wait_ready(settings, Deadline.after(120))
 
@@ -273,10 +269,11 @@ def main() -> None:
             serve,
             plain,
         )
+        app_env = {
+            "default-concurrency": {"LEARNFLOW_SERVE__MAX_ONGOING_REQUESTS": "5"},
+        }
         variants = {
-            "default-concurrency": settings.model_copy(
-                update={"serve": settings.serve.model_copy(update={"max_ongoing_requests": 5})}
-            ),
+            "default-concurrency": settings,
             "throughput": settings.model_copy(
                 update={
                     "ray": settings.ray.model_copy(
@@ -301,14 +298,14 @@ def main() -> None:
             for mode in modes:
                 say(f"\nrestarting Ray for Serve variant {mode!r} …")
                 try:
-                    restart_ray(variants[mode])
+                    restart_ray(variants[mode], app_env.get(mode, {}))
                     print_table(f"Serve variant {mode}", compare(settings, tokens, mode), plain)
                 except (subprocess.SubprocessError, RuntimeError, ServiceStartError) as err:
                     say(f"  variant {mode} did not run: {err}")
         finally:
             if modes:
                 say("\nrestoring the default Serve setup …")
-                restart_ray(settings)
+                restart_ray(settings, {})
 
     cached_us, fresh_us = jwt_costs(settings)
     say(

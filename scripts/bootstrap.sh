@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 RUN_DIR=.run
 VENV=.venv
 PYTHON=${PYTHON:-python3.11}
-APT_PACKAGES=(postgresql redis-server bubblewrap util-linux deck wrk haproxy openjdk-17-jre-headless maven ca-certificates)
+APT_PACKAGES=(postgresql redis-server bubblewrap util-linux deck wrk haproxy chromium openjdk-17-jre-headless maven ca-certificates)
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 stamp_of() { sha256sum "$@" | sha256sum | cut -c1-16; }

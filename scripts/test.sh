@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: lint, unit tests (no services), then integration tests against the real services.
+# `make test`: lint, unit tests (no services), then integration tests against the real services,
+# then the web editor's unit tests and its end-to-end test in headless Chromium.
 # Services that were not running before are started here and stopped again at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +23,11 @@ if [ "$was_up" = no ]; then
 fi
 
 step "integration tests"
-"$BIN/python" -m pytest tests/integration
+"$BIN/python" -m pytest tests/integration || exit 1
+
+# The web editor's node_modules and dist come from `learnflow up` (npm ci, npm run build).
+step "web editor unit tests (vitest)"
+npm --prefix frontend test || exit 1
+
+step "web editor end to end (headless Chromium)"
+node --test frontend/e2e/editor.e2e.mjs

@@ -7,6 +7,7 @@ Versioned under ``/api/v1``; OpenAPI at ``/openapi.json``. Every error is JSON
 from __future__ import annotations
 
 import logging
+import mimetypes
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -431,5 +432,6 @@ def _install_error_handlers(api: FastAPI) -> None:
 
 
 def _mount_frontend(api: FastAPI, directory: Path | None) -> None:
+    mimetypes.add_type("application/wasm", ".wasm")  # whatever the host's mime.types says
     if directory is not None and (directory / "index.html").exists():
         api.mount("/", StaticFiles(directory=directory, html=True), name="frontend")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from ingest import topics
 from learnflow import keyring, migrations
 from learnflow.deadline import Deadline
-from learnflow.platform import kafka, postgres, processes, ray, redis
+from learnflow.platform import frontend, kafka, postgres, processes, ray, redis
 from learnflow.platform.status import ComponentStatus
 from learnflow.settings import Settings
 
@@ -46,6 +46,8 @@ def up(settings: Settings, report: Report, *, with_app: bool = True) -> list[Com
     report("JWT keys")
     keyring.init(settings.auth.keys_dir)
     if with_app:
+        report("web editor (frontend/dist)")
+        settings.serve.frontend_dir = frontend.build()
         report("Serve application")
         deploy_app(settings)
         wait_ready(settings, Deadline.after(budget))
