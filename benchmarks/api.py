@@ -248,12 +248,12 @@ def main() -> None:
     parser.add_argument(
         "--modes",
         default="",
-        help="comma list of extra Serve variants to restart Ray for: "
-        "default-concurrency, throughput, haproxy, or all",
+        help="comma list of extra Serve variants to restart Ray for: default-concurrency, "
+        "throughput, haproxy, haproxy-throughput (serve.proxy=haproxy), or all",
     )
     args = parser.parse_args()
     modes = (
-        ["default-concurrency", "throughput", "haproxy"]
+        ["default-concurrency", "throughput", "haproxy", "haproxy-throughput"]
         if args.modes == "all"
         else [m for m in args.modes.split(",") if m]
     )
@@ -265,12 +265,14 @@ def main() -> None:
         serve = compare(settings, tokens, "serve")
         plain = uvicorn_loads(settings, tokens)
         print_table(
-            f"Serve (max_ongoing_requests={settings.serve.max_ongoing_requests}) vs uvicorn",
+            f"Serve (proxy={settings.serve.proxy}, "
+            f"max_ongoing_requests={settings.serve.max_ongoing_requests}) vs uvicorn",
             serve,
             plain,
         )
         app_env = {
             "default-concurrency": {"LEARNFLOW_SERVE__MAX_ONGOING_REQUESTS": "5"},
+            "haproxy-throughput": {"LEARNFLOW_SERVE__PROXY": "haproxy"},
         }
         variants = {
             "default-concurrency": settings,
@@ -280,6 +282,9 @@ def main() -> None:
                         update={"extra_env": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}}
                     )
                 }
+            ),
+            "haproxy-throughput": settings.model_copy(
+                update={"serve": settings.serve.model_copy(update={"proxy": "haproxy"})}
             ),
             "haproxy": settings.model_copy(
                 update={

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 import urllib.request
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from learnflow.deadline import Deadline
 from learnflow.platform import processes
+from learnflow.platform.exceptions import MissingDependencyError
 from learnflow.platform.processes import ServiceFiles
 from learnflow.platform.status import ComponentStatus
 from learnflow.settings import Settings
@@ -39,6 +41,22 @@ def client_env(settings: Settings) -> dict[str, str]:
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN_PATH": str(token_path(settings)),
         "RAY_USAGE_STATS_ENABLED": "0",
+    }
+
+
+def proxy_env(settings: Settings) -> dict[str, str]:
+    """Environment of the head for the chosen Serve proxy (``serve.proxy``)."""
+    if settings.serve.proxy != "haproxy":
+        return {}
+    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not Path(binary).exists():
+        raise MissingDependencyError(
+            "serve.proxy=haproxy needs haproxy (make bootstrap installs it)"
+        )
+    return {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_HAPROXY_BINARY_PATH": binary,
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     }
 
 
@@ -79,6 +97,7 @@ def start(settings: Settings, deadline: Deadline) -> ComponentStatus:
             env={
                 **client_env(settings),
                 "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+                **proxy_env(settings),
                 **rs.extra_env,
             },
         )  # fmt: skip
