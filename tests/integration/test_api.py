@@ -310,3 +310,34 @@ def test_dev_token_logs_a_student_in(api: httpx.Client) -> None:
     token = minted.json()["token"]
     assert api.get("/progress", headers=bearer(token)).json()["student_id"] == sid
     assert api.post("/dev/token", json={"student_id": "bad id!"}).status_code == 422
+
+
+def test_progress_falls_back_to_redis_when_the_shard_cannot_answer(
+    api: httpx.Client, settings: Settings, ring: keyring.KeyRing, ray_cluster: None
+) -> None:
+    import asyncio
+
+    from serve.services import LocalGrading, Services
+
+    sid = student()
+    token = token_for(settings, ring, sid)
+    offset = submit(api, token).json()["event"]["offset"]
+    fresh = api.get("/progress", params={"min_offset": offset}, headers=bearer(token)).json()
+    assert fresh["source"] == "shard" and fresh["caught_up"]
+
+    # The same services pointed at a namespace with no shards: the saved copy, marked stale.
+    elsewhere = settings.model_copy(
+        update={"ray": settings.ray.model_copy(update={"namespace": "no-shards-here"})}
+    )
+
+    async def read() -> dict[str, Any]:
+        services = Services(elsewhere, LocalGrading(elsewhere))
+        try:
+            return await services.progress(sid, None, 1.0)
+        finally:
+            await services.close()
+
+    stale = asyncio.run(read())
+    assert stale["stale"] is True and stale["source"] == "redis"
+    assert stale["components"] == fresh["components"]
+    assert stale["applied_offset"] == offset
