@@ -11,10 +11,8 @@ from learnflow.settings import Settings
 
 local_ray.use_cluster_env(Settings())
 
-import logging
 import sys
 
-import ray
 import uvicorn
 
 from serve.api import create_api
@@ -23,12 +21,7 @@ from serve.api import create_api
 def main() -> None:
     port = int(sys.argv[1])
     settings = Settings()
-    ray.init(
-        address=settings.ray.address,
-        namespace=settings.ray.namespace,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-    )
+    local_ray.connect(settings)
     uvicorn.run(
         create_api(settings),
         host="127.0.0.1",

@@ -21,7 +21,6 @@ from learnflow.settings import Settings
 local_ray.use_cluster_env(Settings())
 
 import asyncio
-import logging
 import os
 import signal
 import time
@@ -232,12 +231,7 @@ def main() -> None:
     base = Settings()
     run = uuid.uuid4().hex[:6]
     settings = bench_settings(base, run)
-    ray.init(
-        address=base.ray.address,
-        namespace=settings.ray.namespace,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-    )
+    local_ray.connect(settings)
     topics.ensure_topics(
         topics.admin_client(settings.kafka),
         topics.learnflow_topics(settings.kafka)[:1],

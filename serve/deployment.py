@@ -13,6 +13,7 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.registry import ensure_shards
 from ingest.deployment import build_ingest
+from learnflow.platform import ray as local_ray
 from learnflow.settings import Settings
 from serve.api import create_api
 from serve.grading import catalog, grader, sandbox
@@ -81,12 +82,7 @@ def build_application(settings: Settings) -> Any:
 
 def deploy(settings: Settings) -> None:
     """Connect to the running cluster and (re)deploy the app; returns once it is healthy."""
-    ray.init(
-        address=settings.ray.address,
-        namespace=settings.ray.namespace,
-        logging_level=logging.WARNING,
-        log_to_driver=False,
-    )
+    local_ray.connect(settings)
     try:
         ray_serve.start(
             http_options={"host": settings.serve.host, "port": settings.serve.port},

@@ -7,6 +7,7 @@ client of this cluster, the CLI and the tests included, reads it through :func:`
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import shutil
@@ -58,6 +59,22 @@ def proxy_env(settings: Settings) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_BINARY_PATH": binary,
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     }
+
+
+def connect(settings: Settings) -> None:
+    """``ray.init`` against the local cluster, quietly, in ``settings.ray.namespace``.
+
+    Call :func:`use_cluster_env` before this process first imports Ray.
+    """
+    import ray as ray_api
+
+    use_cluster_env(settings)
+    ray_api.init(
+        address=settings.ray.address,
+        namespace=settings.ray.namespace,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
 
 
 def use_cluster_env(settings: Settings) -> None:
