@@ -14,7 +14,7 @@ help: ## List the targets
 bootstrap: ## Install Debian packages, the Python virtualenv and the Kafka jars (idempotent)
 	@scripts/bootstrap.sh
 
-up: bootstrap ## Start Kafka, Redis, PostgreSQL, Ray and the Serve app; print the URLs
+up: bootstrap ## Start Kafka, Redis, PostgreSQL, Ray, the Serve app and the web editor; print the URLs
 	@$(LEARNFLOW) up
 
 down: ## Stop everything `make up` started
@@ -23,7 +23,7 @@ down: ## Stop everything `make up` started
 status: ## Show each component: running or not, pid, port, URL
 	@$(LEARNFLOW) status
 
-test: bootstrap ## Run every test: unit, then integration against the real services
+test: bootstrap ## Run every test: unit, integration against the real services, web editor (vitest, Chromium)
 	@scripts/test.sh
 
 test-unit: bootstrap ## Unit tests only (no services)
