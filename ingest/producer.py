@@ -38,6 +38,11 @@ def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]
         # murmur2 on the key, as Kafka's Java producer: both place a student on the same partition.
         "partitioner": "murmur2_random",
         "linger.ms": 5,
+        # One request in flight per broker: with the idempotent producer's default of five,
+        # about one acknowledgement in ten took ~500 ms here (p99 466 ms at 1,000 events/s);
+        # with one, p99 is 18 ms and the throughput the same (one request carries every
+        # partition's batch).
+        "max.in.flight.requests.per.connection": 1,
         "compression.type": "lz4",
         "message.max.bytes": 4 * 1024 * 1024,
         **overrides,
