@@ -63,7 +63,7 @@ class IngestLoop:
                 # Let the broker gather up to 10 ms of records per fetch instead of answering
                 # every single message: far fewer requests at a bounded cost in latency.
                 "fetch.min.bytes": 64 * 1024,
-                "fetch.wait.max.ms": 10,
+                "fetch.wait.max.ms": self._config.fetch_wait_ms,
                 "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
             }
         )

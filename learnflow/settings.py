@@ -126,6 +126,9 @@ class IngestSettings(BaseModel):
     """
     linger_records: int = Field(default=200, ge=1, le=100_000)
     """A partition with this many pending records sends them without lingering."""
+    fetch_wait_ms: int = Field(default=10, ge=0, le=5000)
+    """How long the broker may hold a fetch to gather up to 64 KB: fewer requests (broker CPU)
+    against latency at low rates."""
     poll_timeout_s: float = Field(default=0.01, gt=0, le=5)
     retry_backoff_s: float = Field(default=0.2, gt=0, le=30)
     commit_interval_s: float = Field(default=0.2, gt=0, le=10)
