@@ -62,6 +62,9 @@ class HistoryStore(Protocol):
     async def students_after(self, partition: int, offset: int) -> list[str]:
         """Students with events recorded on ``partition`` above ``offset``."""
 
+    async def close(self) -> None:
+        """Release the connections."""
+
 
 class StateStore(Protocol):
     """Current state (Redis): student states, daily mastery, recent attempts, the watermark."""
@@ -77,3 +80,6 @@ class StateStore(Protocol):
 
     async def publish_stats(self, topic: str, partition: int, figures: dict[str, int]) -> None:
         """Leave a shard's figures where operators' tools read them."""
+
+    async def close(self) -> None:
+        """Release the connections."""

@@ -132,6 +132,9 @@ class PostgresHistoryStore:
             batch.last_offset,
         )
 
+    async def close(self) -> None:
+        await self._pool.close()
+
     async def watermark(self, topic: str, partition: int) -> int:
         value = await self._pool.fetchval(
             "SELECT kafka_offset FROM partition_checkpoints WHERE topic = $1 AND partition = $2",

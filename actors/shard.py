@@ -181,6 +181,16 @@ class StudentShard:
             self._latencies.clear()
         return samples
 
+    async def close(self) -> None:
+        """Release the store clients (a shard living in an actor keeps them for its life)."""
+        if hasattr(self, "_history"):
+            await self._history.close()
+            del self._history
+        if hasattr(self, "_redis"):
+            await self._redis.close()
+            del self._redis
+        self._started = False
+
     async def _start(self) -> None:
         """Connect the stores and line Redis up with PostgreSQL (once per process)."""
         if self._started:
@@ -190,12 +200,19 @@ class StudentShard:
                 await self._connect()
 
     async def _connect(self) -> None:
+        # The clients are made once per process and kept when a later step fails (Redis or
+        # PostgreSQL down while this shard starts): a retry reuses them instead of opening
+        # another pool each time, which would exhaust PostgreSQL's connection slots.
         settings = self._settings
-        self._redis = RedisStateStore(
-            redis_store.connect(settings.redis, socket_timeout_s=10.0), settings.shards
-        )
-        pool = await postgres_store.connect(settings.postgres, settings.shards.postgres_pool_size)
-        self._history = PostgresHistoryStore(pool)
+        if not hasattr(self, "_redis"):
+            self._redis = RedisStateStore(
+                redis_store.connect(settings.redis, socket_timeout_s=10.0), settings.shards
+            )
+        if not hasattr(self, "_history"):
+            pool = await postgres_store.connect(
+                settings.postgres, settings.shards.postgres_pool_size
+            )
+            self._history = PostgresHistoryStore(pool)
         redis_mark = await self._redis.watermark(self.topic, self.partition)
         history_mark = await self._history.watermark(self.topic, self.partition)
         if history_mark > redis_mark:

@@ -168,3 +168,44 @@ def test_a_killed_shard_recovers_lazily(settings: Settings) -> None:
     assert stats["resident_students"] < 10  # nothing was preloaded
     state = ray.get(registry.shard(settings, partition).state_of.remote([events[0].student_id]))
     assert state[events[0].student_id].components[follow_up.components[0]].attempts >= 1
+
+
+def test_a_shard_retrying_its_start_reuses_its_connections(settings: Settings) -> None:
+    """While Redis is unreachable a shard's start fails again and again; each retry must reuse
+    the PostgreSQL pool it already opened, or the retries use up PostgreSQL's slots."""
+    import asyncio
+
+    import asyncpg
+
+    from actors.postgres_store import connection_args
+    from actors.shard import StudentShard
+
+    no_redis = settings.model_copy(
+        update={"redis": settings.redis.model_copy(update={"url": "redis://127.0.0.1:1/0"})}
+    )
+
+    async def connections() -> int:
+        conn = await asyncpg.connect(**connection_args(settings.postgres))
+        try:
+            return int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                    settings.postgres.database,
+                )
+            )
+        finally:
+            await conn.close()
+
+    async def retries() -> tuple[int, int]:
+        shard = StudentShard(no_redis, 0, topic="test.no-redis")
+        before = await connections()
+        try:
+            for _ in range(8):
+                with pytest.raises(Exception):  # noqa: B017 - Redis refuses: any client error
+                    await shard._start()
+            return before, await connections()
+        finally:
+            await shard.close()
+
+    before, after = asyncio.run(retries())
+    assert after - before <= settings.shards.postgres_pool_size
