@@ -4,8 +4,9 @@
    on the Serve app of ``make up`` and on uvicorn running the same FastAPI app (same handlers,
    same Ray shards) in the same run: requests/s, p50/p99 and the ratio Serve / uvicorn.
    Requests rotate over many students' tokens so the per-student limit is not what is measured.
-2. Serve variants, each on a freshly started Ray head: ``max_ongoing_requests`` at Serve's
-   default (5) and ours, the throughput-optimized mode, and the HAProxy mode (``--modes``).
+2. With ``--modes``, Serve variants, each on a freshly started Ray head: Ray's Python proxy
+   (with our ``max_ongoing_requests`` and with Serve's default of 5, and throughput-optimized)
+   and the HAProxy mode alone; the default setup is HAProxy + throughput-optimized.
 3. JWT verification per request: a repeated token (the cache) and a new one (RSA), in µs.
 4. The grader: the sandbox's overhead over a bare ``python3 -c pass``, and the median time to
    grade a trivial correct solution.
@@ -248,12 +249,12 @@ def main() -> None:
     parser.add_argument(
         "--modes",
         default="",
-        help="comma list of extra Serve variants to restart Ray for: default-concurrency, "
-        "throughput, haproxy, haproxy-throughput (serve.proxy=haproxy), or all",
+        help="comma list of Serve variants to restart Ray for: ray-proxy, "
+        "ray-proxy-concurrency-5, ray-proxy-throughput, haproxy-only, or all",
     )
     args = parser.parse_args()
     modes = (
-        ["default-concurrency", "throughput", "haproxy", "haproxy-throughput"]
+        ["ray-proxy", "ray-proxy-concurrency-5", "ray-proxy-throughput", "haproxy-only"]
         if args.modes == "all"
         else [m for m in args.modes.split(",") if m]
     )
@@ -270,32 +271,24 @@ def main() -> None:
             serve,
             plain,
         )
-        app_env = {
-            "default-concurrency": {"LEARNFLOW_SERVE__MAX_ONGOING_REQUESTS": "5"},
-            "haproxy-throughput": {"LEARNFLOW_SERVE__PROXY": "haproxy"},
-        }
+        app_env = {"ray-proxy-concurrency-5": {"LEARNFLOW_SERVE__MAX_ONGOING_REQUESTS": "5"}}
+        ray_proxy = settings.model_copy(
+            update={"serve": settings.serve.model_copy(update={"proxy": "ray"})}
+        )
+
+        def with_env(env: dict[str, str]) -> Settings:
+            return ray_proxy.model_copy(
+                update={"ray": ray_proxy.ray.model_copy(update={"extra_env": env})}
+            )
+
         variants = {
-            "default-concurrency": settings,
-            "throughput": settings.model_copy(
-                update={
-                    "ray": settings.ray.model_copy(
-                        update={"extra_env": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}}
-                    )
-                }
-            ),
-            "haproxy-throughput": settings.model_copy(
-                update={"serve": settings.serve.model_copy(update={"proxy": "haproxy"})}
-            ),
-            "haproxy": settings.model_copy(
-                update={
-                    "ray": settings.ray.model_copy(
-                        update={
-                            "extra_env": {
-                                "RAY_SERVE_ENABLE_HA_PROXY": "1",
-                                "RAY_SERVE_HAPROXY_BINARY_PATH": "/usr/sbin/haproxy",
-                            }
-                        }
-                    )
+            "ray-proxy": ray_proxy,
+            "ray-proxy-concurrency-5": ray_proxy,
+            "ray-proxy-throughput": with_env({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}),
+            "haproxy-only": with_env(
+                {
+                    "RAY_SERVE_ENABLE_HA_PROXY": "1",
+                    "RAY_SERVE_HAPROXY_BINARY_PATH": str(local_ray.HAPROXY_LOOPBACK),
                 }
             ),
         }

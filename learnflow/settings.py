@@ -88,11 +88,10 @@ class ServeSettings(BaseModel):
     ingress_replicas: int = Field(default=1, ge=1)
     ingress_num_cpus: float = Field(default=0.1, ge=0, le=2)
     readiness_timeout_s: float = Field(default=2.0, gt=0)
-    proxy: Literal["ray", "haproxy"] = "ray"
-    """``haproxy``: Serve's HAProxy mode with its throughput-optimized settings (HAProxy from
-    Debian forwards straight to the replicas; about 2.5x the requests/s of Ray's Python proxy
-    here). Not the default: Ray's HAProxy template binds its stats (8404) and metrics (9101)
-    listeners to every interface. Takes effect when the Ray head starts."""
+    proxy: Literal["ray", "haproxy"] = "haproxy"
+    """``haproxy``: Serve's HAProxy mode with its throughput-optimized settings (Debian's
+    haproxy forwards straight to the replicas: 2-3x the requests/s of Ray's Python proxy here);
+    ``ray``: Ray's Python proxy. Takes effect when the Ray head starts."""
     max_ongoing_requests: int = Field(default=64, ge=1, le=10_000)
     """Requests one ingress replica works on at once (Serve's default of 5 queues the rest)."""
     rate_limit_per_minute: int = Field(default=100, ge=1)

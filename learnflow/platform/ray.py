@@ -45,8 +45,15 @@ def client_env(settings: Settings) -> dict[str, str]:
     }
 
 
+HAPROXY_LOOPBACK = Path(__file__).with_name("haproxy-loopback")
+
+
 def proxy_env(settings: Settings) -> dict[str, str]:
-    """Environment of the head for the chosen Serve proxy (``serve.proxy``)."""
+    """Environment of the head for the chosen Serve proxy (``serve.proxy``).
+
+    ``haproxy``: Serve's HAProxy mode with its throughput-optimized settings, running Debian's
+    haproxy through ``haproxy-loopback`` so its stats and metrics pages listen on 127.0.0.1 too.
+    """
     if settings.serve.proxy != "haproxy":
         return {}
     binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -56,7 +63,8 @@ def proxy_env(settings: Settings) -> dict[str, str]:
         )
     return {
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
-        "RAY_SERVE_HAPROXY_BINARY_PATH": binary,
+        "RAY_SERVE_HAPROXY_BINARY_PATH": str(HAPROXY_LOOPBACK),
+        "LEARNFLOW_HAPROXY_BINARY": binary,
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     }
 
