@@ -299,7 +299,8 @@ def create_api(settings: Settings, grading: Grading | None = None) -> FastAPI:
             duration_ms=grade["duration_ms"],
             submitted_at=datetime.now(UTC),
         )
-        # From here an event may exist: the claim stays, so no retry can make a second one.
+        # From here an event may exist: the claim stays (for as long as an answer would), so
+        # no retry can grade and send this key again.
         delivery = await services.producer.publish(event, timeout_s=10.0)
         answer = AttemptResponse.model_validate(
             {

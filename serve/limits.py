@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -93,12 +94,18 @@ class IdempotencyConflictError(Exception):
 
 
 class IdempotencyStore:
-    """The first answer to each (student, idempotency key), and a claim while it is made."""
+    """The first answer to each (student, idempotency key), and a claim while it is made.
+
+    A key is graded and recorded at most once: the claim lives as long as the answer would, so
+    a submit interrupted after its event reached Kafka (but before its answer was stored) can
+    never be graded and sent again under the same key.
+    """
 
     def __init__(self, client: aioredis.Redis, ttl_s: int, claim_ttl_s: int) -> None:
         self._redis = client
         self._ttl = ttl_s
         self._claim_ttl = claim_ttl_s
+        """How long a claim counts as still being graded; after that it was interrupted."""
 
     @staticmethod
     def fingerprint(body: Any) -> str:
@@ -107,12 +114,14 @@ class IdempotencyStore:
     async def claim(self, student_id: str, key: str, fingerprint: str) -> dict[str, Any] | None:
         """Claim the key for a new submit (returns None), or return the stored first answer.
 
-        Raises :class:`IdempotencyConflictError` when the key came with another body, or while
-        the first submit with it is still being graded.
+        Raises :class:`IdempotencyConflictError` when the key came with another body, while the
+        first submit with it is still being graded, or when that submit was interrupted.
         """
         name = keys.idempotency(student_id, key)
-        claim = orjson.dumps({"state": "pending", "fingerprint": fingerprint})
-        if await self._redis.set(name, claim, nx=True, ex=self._claim_ttl):
+        claim = orjson.dumps(
+            {"state": "pending", "fingerprint": fingerprint, "claimed_at": time.time()}
+        )
+        if await self._redis.set(name, claim, nx=True, ex=self._ttl):
             return None
         raw = await self._redis.get(name)
         if raw is None:  # expired between the two calls: claim again
@@ -122,12 +131,17 @@ class IdempotencyStore:
             raise IdempotencyConflictError(
                 "this Idempotency-Key was already used with a different request body"
             )
-        if stored.get("state") != "done":
+        if stored.get("state") == "done":
+            answer: dict[str, Any] = stored["answer"]
+            return answer
+        if time.time() - float(stored.get("claimed_at", 0.0)) < self._claim_ttl:
             raise IdempotencyConflictError(
                 "a submit with this Idempotency-Key is still being graded; retry shortly", 1
             )
-        answer: dict[str, Any] = stored["answer"]
-        return answer
+        raise IdempotencyConflictError(
+            "a submit with this Idempotency-Key was interrupted before it answered and may "
+            "have been recorded; submit again with a new key"
+        )
 
     async def store(
         self, student_id: str, key: str, fingerprint: str, answer: dict[str, Any]

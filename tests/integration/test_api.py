@@ -253,6 +253,34 @@ def test_retried_submit_returns_first_answer_and_one_event(
     assert no_key.status_code == 422 and "idempotency-key" in no_key.json()["detail"]
 
 
+def test_an_interrupted_submit_is_never_graded_again_under_its_key(
+    api: httpx.Client, settings: Settings, ring: keyring.KeyRing, redis_client: Any
+) -> None:
+    from serve.limits import IdempotencyStore
+
+    sid = student()
+    token = token_for(settings, ring, sid)
+    key = str(uuid.uuid4())
+    body = {"exercise_id": "sum-to-n", "code": SOLUTION}
+    # What a server that died after producing but before answering leaves behind.
+    interrupted = {
+        "state": "pending",
+        "fingerprint": IdempotencyStore.fingerprint(body),
+        "claimed_at": time.time() - 3600,
+    }
+    redis_client.set(f"student:{{{sid}}}:idempotency:{key}", json.dumps(interrupted), ex=600)
+    before = high_watermark(settings, sid)
+    retry = submit(api, token, key=key)
+    assert retry.status_code == 409
+    assert "new key" in retry.json()["detail"]
+    assert high_watermark(settings, sid) == before
+    interrupted["claimed_at"] = time.time()
+    redis_client.set(f"student:{{{sid}}}:idempotency:{key}", json.dumps(interrupted), ex=600)
+    busy = submit(api, token, key=key)
+    assert busy.status_code == 409 and busy.headers["Retry-After"] == "1"
+    assert high_watermark(settings, sid) == before
+
+
 def test_read_your_writes_after_a_submit(
     api: httpx.Client, settings: Settings, ring: keyring.KeyRing
 ) -> None:
