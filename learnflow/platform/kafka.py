@@ -138,10 +138,9 @@ def _format_storage(settings: Settings, config: Path, svc: ServiceFiles) -> None
             *_java(settings),
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
-            "-c",
-            str(config),
+            # One token: a base64 id may begin with "-", which would read as an option.
+            f"--cluster-id={cluster_id}",
+            f"--config={config}",
         ],
         capture_output=True,
         text=True,
