@@ -158,12 +158,3 @@ class TokenVerifier:
         if key is None:
             raise AuthError(401, f"token signed with unknown key {kid!r}")
         return key
-
-
-def bearer_token(authorization: str | None) -> str:
-    if not authorization:
-        raise AuthError(401, "missing Authorization header (Bearer token)")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthError(401, "Authorization header must be 'Bearer <token>'")
-    return token.strip()

@@ -16,9 +16,10 @@ import ray
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from actors import postgres_store, redis_store
+from actors.redis_store import RedisStateStore
 from actors.registry import shard_name
 from ingest.producer import AsyncEventProducer
-from learnflow import keyring, keys, state_codec
+from learnflow import keyring, keys
 from learnflow.exceptions import LearnFlowError
 from learnflow.partitioning import partition_for_student
 from learnflow.progress import progress_view
@@ -76,6 +77,7 @@ class Services:
         self.grading = grading
         self.readiness = Readiness(settings)
         self.redis = redis_store.connect(settings.redis)
+        self._states = RedisStateStore(self.redis, settings.shards)
         self.guard = RequestGuard(self.redis, settings.serve.rate_limit_per_minute)
         self.idempotency = IdempotencyStore(
             self.redis,
@@ -139,8 +141,8 @@ class Services:
         except (TimeoutError, ray.exceptions.RayError, ValueError, LearnFlowError) as err:
             logger.info("progress of %s from Redis: shard-%d: %r", student_id, partition, err)
             self._shards.pop(partition, None)
-        raw = await self.redis.get(keys.state(student_id))
-        state = state_codec.decode(raw) if raw is not None else StudentState(student_id)
+        saved = await self._states.load([student_id])
+        state = saved.get(student_id) or StudentState(student_id)
         view = progress_view(state, self.settings.mastery.thresholds())
         view.update(
             partition=partition, partition_offset=None, caught_up=False, source="redis", stale=True

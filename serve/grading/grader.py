@@ -75,6 +75,8 @@ class Grader:
 
     async def ready(self) -> str:
         """Whether the sandbox works; raises SandboxUnavailableError saying why not."""
+        if self._problem is None:  # checked and working: no lock on the grading path
+            return "bubblewrap sandbox ok"
         async with self._check_lock:  # callers wait for one check instead of each running one
             if self._problem is not None and time.monotonic() - self._checked_at > self._RECHECK_S:
                 self._checked_at = time.monotonic()
