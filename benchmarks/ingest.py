@@ -174,6 +174,10 @@ def recovery_time(settings: Settings, run: str) -> tuple[float, int]:
         time.sleep(0.2)
     stats = ray.get(shard.stats.remote())
     producer = Producer(producer_config(settings.kafka))
+    # Connected and with its producer id before the kill: what is timed is the shard's recovery.
+    warm_key, warm_value = make_values(f"{run}-warm", 1, 1, seed=6)[0]
+    producer.produce(settings.kafka.events_topic, key=warm_key, value=warm_value, partition=1)
+    producer.flush(30)
     key, value = make_values(f"{run}-resident", 1, 1, seed=5)[0]
     offsets: list[int] = []
     os.kill(stats["pid"], signal.SIGKILL)

@@ -189,6 +189,13 @@ class ShardSettings(BaseModel):
     postgres_pool_size: int = Field(default=2, ge=1, le=20)
     read_timeout_s: float = Field(default=5.0, gt=0, le=60)
     latency_samples: int = Field(default=20_000, ge=0)
+    task_retries: int = Field(default=3, ge=0, le=100)
+    """How often Ray resends a shard call caught by a crash of the shard's process.
+
+    Every shard method may run twice (batches are skipped by the watermarks, reads change
+    nothing), so a call is resent to the restarted actor as soon as it is up, instead of
+    failing after Ray's wait for the death report and being sent again by the caller.
+    """
 
 
 class MasterySettings(BaseModel):

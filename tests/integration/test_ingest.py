@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import uuid
 
@@ -168,6 +170,22 @@ def test_a_killed_shard_recovers_lazily(settings: Settings) -> None:
     assert stats["resident_students"] < 10  # nothing was preloaded
     state = ray.get(registry.shard(settings, partition).state_of.remote([events[0].student_id]))
     assert state[events[0].student_id].components[follow_up.components[0]].attempts >= 1
+
+
+def test_a_call_caught_by_a_shard_crash_is_resent_to_the_restarted_shard(
+    settings: Settings,
+) -> None:
+    """A read waiting inside a shard when its process is SIGKILLed is answered by the restarted
+    shard instead of failing (the caller need not resend it)."""
+    shard = registry.shard(settings, 7)
+    pid = ray.get(shard.stats.remote())["pid"]
+    waiting = shard.get.remote("nobody", 10**12, 2.0)  # waits for an offset that never comes
+    time.sleep(0.5)
+    os.kill(pid, signal.SIGKILL)
+    view = ray.get(waiting, timeout=60)
+    assert view["caught_up"] is False
+    assert view["partition"] == 7
+    assert ray.get(shard.stats.remote())["pid"] != pid
 
 
 def test_a_shard_retrying_its_start_reuses_its_connections(settings: Settings) -> None:
