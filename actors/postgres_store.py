@@ -35,8 +35,15 @@ WITH inserted AS (
                          $18::bool[], $19::float8[])
         AS s(student_id, component, iso_year, iso_week, kafka_offset, passed, p_mastered)
 ), fresh AS (
+    -- One primary-key probe per step (LIMIT 1 keeps the planner from turning this into a hash
+    -- join over the whole table, whose cost would grow with every week of history).
     SELECT step.* FROM step
-    LEFT JOIN weekly_mastery w USING (student_id, component, iso_year, iso_week)
+    LEFT JOIN LATERAL (
+        SELECT w.last_offset FROM weekly_mastery w
+        WHERE w.student_id = step.student_id AND w.component = step.component
+          AND w.iso_year = step.iso_year AND w.iso_week = step.iso_week
+        LIMIT 1
+    ) w ON true
     WHERE w.last_offset IS NULL OR step.kafka_offset > w.last_offset
 ), agg AS (
     SELECT student_id, component, iso_year, iso_week, count(*) AS attempts,

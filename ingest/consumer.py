@@ -116,10 +116,7 @@ class IngestLoop:
             )  # fmt: skip
             next_lag = next_commit = 0.0
             while not self._stop.is_set():
-                messages = self._consumer.consume(
-                    num_messages=self._config.max_batch, timeout=self._config.poll_timeout_s
-                )
-                self._dispatch(messages)
+                self._dispatch(self._poll(min(self._wait_s(), next_commit, next_lag)))
                 self._harvest()
                 self._send_ready()
                 now = time.monotonic()
@@ -139,6 +136,29 @@ class IngestLoop:
                 self._consumer.close()
             except RuntimeError:
                 pass
+
+    def _poll(self, until: float) -> list[Any]:
+        """Wait at most until ``until`` (monotonic) for a record, then take every one queued.
+
+        ``consume`` would wait out its whole timeout unless the batch filled up; ``poll``
+        returns with the first record, and ``consume(timeout=0)`` adds what came with it.
+        """
+        first = self._consumer.poll(max(0.0, until - time.monotonic()))
+        if first is None:
+            return []
+        return [first, *self._consumer.consume(num_messages=self._config.max_batch, timeout=0)]
+
+    def _wait_s(self) -> float:
+        """When the loop must look again even if no record comes (monotonic seconds)."""
+        now = time.monotonic()
+        if any(self._in_flight.values()):
+            return now + self._config.busy_poll_s
+        lingering = [
+            self._pending_since.get(partition, now) + self._config.linger_s
+            for partition, pending in self._pending.items()
+            if pending
+        ]
+        return min([now + self._config.poll_timeout_s, *lingering])
 
     def _dispatch(self, messages: list[Any]) -> None:
         now = time.monotonic()

@@ -69,6 +69,10 @@ class RaySettings(BaseModel):
     namespace: str = "learnflow"
     num_cpus: int = Field(default=2, ge=1)
     object_store_mb: int = Field(default=512, ge=75)
+    worker_niceness: int = Field(default=0, ge=0, le=19)
+    """Niceness of the worker processes (shards, ingest, API). Ray's default of 15 leaves them
+    the CPU only when Kafka, PostgreSQL and Redis are idle: under load every round trip a shard
+    waits for took ten times longer."""
     extra_env: dict[str, str] = Field(default_factory=dict)
     """Environment for every Ray process of the head (e.g. Serve's proxy modes)."""
 
@@ -128,7 +132,12 @@ class IngestSettings(BaseModel):
     fetch_wait_ms: int = Field(default=10, ge=0, le=5000)
     """How long the broker may hold a fetch to gather up to 64 KB: fewer requests (broker CPU)
     against latency at low rates."""
-    poll_timeout_s: float = Field(default=0.01, gt=0, le=5)
+    poll_timeout_s: float = Field(default=0.1, gt=0, le=5)
+    """The longest the loop waits for Kafka when nothing is in flight: a record ends the wait
+    at once, so this only sets how often an idle loop wakes."""
+    busy_poll_s: float = Field(default=0.003, gt=0, le=1)
+    """How long the loop waits for Kafka while shard calls are in flight, before it looks for
+    finished ones: the delay between a shard's answer and its partition's next batch."""
     retry_backoff_s: float = Field(default=0.2, gt=0, le=30)
     commit_interval_s: float = Field(default=0.2, gt=0, le=10)
     """Checkpointed offsets are committed together at most this often (and on revoke/stop)."""

@@ -122,6 +122,7 @@ def start(settings: Settings, deadline: Deadline) -> ComponentStatus:
             env={
                 **client_env(settings),
                 "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+                "RAY_worker_niceness": str(rs.worker_niceness),
                 **proxy_env(settings),
                 **rs.extra_env,
             },
