@@ -70,9 +70,9 @@ class RaySettings(BaseModel):
     num_cpus: int = Field(default=2, ge=1)
     object_store_mb: int = Field(default=512, ge=75)
     worker_niceness: int = Field(default=0, ge=0, le=19)
-    """Niceness of the worker processes (shards, ingest, API). Ray's default of 15 leaves them
-    the CPU only when Kafka, PostgreSQL and Redis are idle: under load every round trip a shard
-    waits for took ten times longer."""
+    """Niceness of the worker processes (shards, ingest, API). At Ray's default of 15 they get
+    the CPU only when Kafka, PostgreSQL and Redis leave it: at 1,000 events/s the shards' p99
+    produce-to-checkpointed latency was 169–238 ms, at 0 it was 105–131 ms."""
     extra_env: dict[str, str] = Field(default_factory=dict)
     """Environment for every Ray process of the head (e.g. Serve's proxy modes)."""
 
