@@ -9,6 +9,8 @@
    3 s warm-up: produce-to-checkpointed latency at a steady 1,000 events/s for 15 s.
 4. A shard holding 100,000 students is SIGKILLed: time until it has applied the next batch.
 
+For (b) and 3 it also prints the CPU each component used (from /proc), per event.
+
 Runs against the platform of ``make up`` in its own topic, consumer group and actor namespace,
 and removes them afterwards. Run with ``make bench-ingest``.
 """
@@ -26,6 +28,7 @@ import os
 import signal
 import time
 import uuid
+from collections import defaultdict
 from datetime import timedelta
 
 import asyncpg
@@ -47,6 +50,58 @@ STEADY_RATE, STEADY_SECONDS, WARM_UP_SECONDS = 1000, 15, 3
 
 def say(text: str) -> None:
     print(text, flush=True)  # noqa: T201 - a benchmark prints its figures
+
+
+_COMPONENTS = (
+    ("Kafka broker", "kafka.Kafka"),
+    ("PostgreSQL", "postgres"),
+    ("Redis", "redis-server"),
+    ("shard actors (every namespace)", "ray::StudentShard"),
+)
+
+
+class CpuMeter:
+    """CPU seconds per component between two readings of /proc (processes that started in
+    between count whole; the benchmark process is the ingest loop and the producers)."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> dict[int, tuple[str, float]]:
+        ticks_per_s = os.sysconf("SC_CLK_TCK")
+        found: dict[int, tuple[str, float]] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    command = f.read().replace(b"\0", b" ").decode(errors="replace")
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            found[int(entry)] = (command, (int(fields[11]) + int(fields[12])) / ticks_per_s)
+        return found
+
+    def seconds(self) -> tuple[dict[str, float], float]:
+        """(CPU seconds by component, their total) since this meter was made."""
+        by_component: dict[str, float] = defaultdict(float)
+        for pid, (command, now) in self._read().items():
+            used = now - self._start.get(pid, (command, 0.0))[1]
+            if pid == os.getpid():
+                label = "ingest loop + producer (this process)"
+            else:
+                label = next((name for name, part in _COMPONENTS if part in command), "the rest")
+            by_component[label] += used
+        return dict(by_component), sum(by_component.values())
+
+
+def say_cpu(meter: CpuMeter, per: str, count: float) -> None:
+    used, total = meter.seconds()
+    for label, seconds in sorted(used.items(), key=lambda item: -item[1]):
+        say(f"    {label:<40}{seconds:>7.1f} s CPU  {seconds / count * 1e6:>7.0f} µs per {per}")
+    say(f"    {'total':<40}{total:>7.1f} s CPU  {total / count * 1e6:>7.0f} µs per {per}")
 
 
 def bench_settings(base: Settings, run: str) -> Settings:
@@ -297,25 +352,33 @@ def main() -> None:
         registry.ensure_shards(settings)
 
         bare = bare_consumer_rate(settings, EVENTS)
+        meter = CpuMeter()
         steady, overall = full_path_rate(settings, EVENTS, loop)
+        full_path_cpu = meter
         say("")
         say(f"{'path':<58}{'events/s':>12}")
         say(f"{'(a) bare confluent-kafka consumer (ceiling)':<58}{bare:>12,.0f}")
         say(f"{'(b) full path: consume, apply, checkpoint PG + Redis, commit':<58}{steady:>12,.0f}")
         say(f"{'    (b) including consumer-group join and first batches':<58}{overall:>12,.0f}")
         say(f"    ratio (b)/(a): {steady / bare:.3f}")
+        say("  CPU of the full path, by component (2 cores):")
+        say_cpu(full_path_cpu, "event", EVENTS)
 
         settled = quiesce(settings, Deadline.after(180))
         say(
             f"\nsteady {STEADY_RATE:,} events/s for {STEADY_SECONDS} s (after {settled:.1f} s for "
             f"autovacuum and AOF rewrites to finish, and a {WARM_UP_SECONDS} s warm-up) …"
         )
+        meter = CpuMeter()
         samples = steady_latency(settings, run)
+        steady_cpu = meter
         p50, p90, p99 = (float(x) for x in np.percentile(samples, [50, 90, 99]))
         say(
             f"  produce-to-checkpointed latency over {len(samples):,} events: "
             f"p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, max {samples.max():.1f} ms"
         )
+        say("  CPU over the warm-up and the run, by component (2 cores):")
+        say_cpu(steady_cpu, "event", STEADY_RATE * (WARM_UP_SECONDS + STEADY_SECONDS))
 
         say(f"\nloading {RESIDENTS:,} students into one shard, then SIGKILL …")
         recovered, resident = recovery_time(settings, run)
