@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -177,7 +178,8 @@ class PostgresHistoryStore:
 def _event(row: asyncpg.Record) -> AttemptGraded:
     submitted: datetime = row["submitted_at"]
     return AttemptGraded(
-        event_id=row["event_id"],
+        # asyncpg's own UUID type would reach the Redis writer, whose JSON encoder refuses it.
+        event_id=UUID(bytes=row["event_id"].bytes),
         student_id=row["student_id"],
         exercise_id=row["exercise_id"],
         components=tuple(row["components"]),

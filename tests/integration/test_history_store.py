@@ -1,24 +1,30 @@
-"""The PostgreSQL step of a checkpoint: replays with other batch boundaries count nothing twice."""
+"""PostgreSQL history: replays with other batch boundaries count nothing twice, and a shard
+rebuilds from it what Redis lost."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
+
+import orjson
+import redis
 
 from actors import postgres_store
 from actors.checkpoint import AppliedEvent, CheckpointBatch, ComponentStep
 from actors.postgres_store import PostgresHistoryStore
-from actors.shard import _steps
+from actors.shard import StudentShard, _steps
+from learnflow import keys, state_codec
 from learnflow.events import AttemptGraded
 from learnflow.model_loading import load_model
 from learnflow.settings import Settings
-from learnflow.student_state import StudentState
+from learnflow.student_state import StudentState, fold
 from learnflow.weekly import weekly_aggregates
 from tests.integration.pipeline import _postgres_view, make_events
 
 
 def _batches(
-    settings: Settings, total: int
+    settings: Settings, total: int, partition: int = 0
 ) -> tuple[list[CheckpointBatch], dict[str, list[AttemptGraded]]]:
     """Every event of a few students as one-event checkpoint pieces, in offset order."""
     model = load_model(settings.mastery)
@@ -35,7 +41,11 @@ def _batches(
         by_student.setdefault(event.student_id, []).append(event)
         pieces.append(
             CheckpointBatch(
-                topic, 0, offset, [AppliedEvent(offset, event)], _steps(offset, event, state)
+                topic,
+                partition,
+                offset,
+                [AppliedEvent(offset, event)],
+                _steps(offset, event, state),
             )
         )
     return pieces, by_student
@@ -44,7 +54,8 @@ def _batches(
 def _merge(pieces: list[CheckpointBatch]) -> CheckpointBatch:
     applied: list[AppliedEvent] = [a for piece in pieces for a in piece.applied]
     steps: list[ComponentStep] = [s for piece in pieces for s in piece.steps]
-    return CheckpointBatch(pieces[0].topic, 0, pieces[-1].last_offset, applied, steps)
+    first = pieces[0]
+    return CheckpointBatch(first.topic, first.partition, pieces[-1].last_offset, applied, steps)
 
 
 def test_overlapping_replays_record_each_event_and_step_once(settings: Settings) -> None:
@@ -73,3 +84,36 @@ def test_overlapping_replays_record_each_event_and_step_once(settings: Settings)
             key: (aggregate.attempts, aggregate.correct, aggregate.p_mastered)
             for key, aggregate in reference.items()
         }, student
+
+
+def test_a_shard_rebuilds_from_history_what_redis_lost(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """PostgreSQL has a partition's events, Redis none of them (lost in a restart): the shard's
+    start writes every student's state, latest attempts and the watermark back to Redis."""
+    partition = 1000 + random.randrange(1_000_000)  # no real partition's history gets involved
+    pieces, by_student = _batches(settings, total=30, partition=partition)
+    batch = _merge(pieces)
+
+    async def record_then_start_a_shard() -> dict[str, StudentState]:
+        pool = await postgres_store.connect(settings.postgres, 1)
+        history = PostgresHistoryStore(pool)
+        shard = StudentShard(settings, partition, batch.topic)
+        try:
+            await history.record(batch)
+            return await shard.state_of(list(by_student))
+        finally:
+            await shard.close()
+            await pool.execute("DELETE FROM attempts WHERE kafka_partition = $1", partition)
+            await history.close()
+
+    states = asyncio.run(record_then_start_a_shard())
+    model = load_model(settings.mastery)
+    thresholds = settings.mastery.thresholds()
+    assert redis_client.get(keys.partition_checkpoint(batch.topic, partition)) == b"29"
+    for student, events in by_student.items():
+        expected = fold(student, events, model, thresholds)
+        saved = state_codec.decode(redis_client.get(keys.state(student)) or b"")
+        assert saved.components == expected.components == states[student].components, student
+        latest = redis_client.zrange(keys.attempts(student, events[-1].exercise_id), -1, -1)
+        assert orjson.loads(latest[0])["event_id"] == str(events[-1].event_id), student
