@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from typing import Any, cast
 
@@ -12,12 +13,33 @@ from ray.serve import Deployment
 from ingest.consumer import IngestLoop
 from learnflow.settings import Settings
 
+_HANDLER_NAME = "learnflow-worker-stderr"
+
+
+def log_to_worker_stderr(name: str = "ingest") -> None:
+    """Send ``name``'s records straight to this worker's stderr file (``worker-*.err``).
+
+    Serve's throughput-optimized mode buffers a replica's Python logs (a thousand records) and
+    keeps them off stderr, so the ingest's warnings (failed batches, rewinds) would show up late
+    or, after a crash, never.
+    """
+    logger = logging.getLogger(name)
+    if any(handler.get_name() == _HANDLER_NAME for handler in logger.handlers):
+        return
+    handler = logging.StreamHandler(open(2, "w", buffering=1, closefd=False))
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
 
 @ray_serve.deployment(name="Ingest", health_check_period_s=2, health_check_timeout_s=10)
 class IngestDeployment:
     """Runs an :class:`IngestLoop` in a thread; Serve replaces the replica if the loop dies."""
 
     def __init__(self, settings: Settings, topic: str | None = None) -> None:
+        log_to_worker_stderr()
         self._loop = IngestLoop(settings, topic)
         self._loop.start()
 
