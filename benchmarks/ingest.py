@@ -97,8 +97,8 @@ class CpuMeter:
         return dict(by_component), sum(by_component.values())
 
 
-def say_cpu(meter: CpuMeter, per: str, count: float) -> None:
-    used, total = meter.seconds()
+def say_cpu(reading: tuple[dict[str, float], float], per: str, count: float) -> None:
+    used, total = reading
     for label, seconds in sorted(used.items(), key=lambda item: -item[1]):
         say(f"    {label:<40}{seconds:>7.1f} s CPU  {seconds / count * 1e6:>7.0f} µs per {per}")
     say(f"    {'total':<40}{total:>7.1f} s CPU  {total / count * 1e6:>7.0f} µs per {per}")
@@ -196,34 +196,31 @@ def full_path_rate(settings: Settings, total: int, loop: IngestLoop) -> tuple[fl
     return (total - mark[1]) / (finished - mark[0]), total / (finished - began)
 
 
-async def _autovacuum_workers(settings: Settings) -> int:
+async def _quiesce(settings: Settings, deadline: Deadline) -> None:
+    client = redis.Redis.from_url(settings.redis.url)
     conn = await asyncpg.connect(settings.postgres.dsn())
     try:
-        return int(
-            await conn.fetchval(
+        while not deadline.expired():
+            persistence = client.info("persistence")
+            rewriting = persistence.get("aof_rewrite_in_progress") or persistence.get(
+                "rdb_bgsave_in_progress"
+            )
+            vacuuming = await conn.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
             )
-        )
+            if not rewriting and not vacuuming:
+                return
+            await asyncio.sleep(0.5)
     finally:
         await conn.close()
+        client.close()
 
 
 def quiesce(settings: Settings, deadline: Deadline) -> float:
     """Wait until the burst before has been digested: no PostgreSQL autovacuum worker and no
     Redis AOF rewrite running. Steady-state latency is measured on a settled platform."""
     began = time.monotonic()
-    client = redis.Redis.from_url(settings.redis.url)
-    try:
-        while not deadline.expired():
-            persistence = client.info("persistence")
-            busy = persistence.get("aof_rewrite_in_progress") or persistence.get(
-                "rdb_bgsave_in_progress"
-            )
-            if not busy and asyncio.run(_autovacuum_workers(settings)) == 0:
-                break
-            time.sleep(0.5)
-    finally:
-        client.close()
+    asyncio.run(_quiesce(settings, deadline))
     return time.monotonic() - began
 
 
@@ -354,7 +351,7 @@ def main() -> None:
         bare = bare_consumer_rate(settings, EVENTS)
         meter = CpuMeter()
         steady, overall = full_path_rate(settings, EVENTS, loop)
-        full_path_cpu = meter
+        full_path_cpu = meter.seconds()
         say("")
         say(f"{'path':<58}{'events/s':>12}")
         say(f"{'(a) bare confluent-kafka consumer (ceiling)':<58}{bare:>12,.0f}")
@@ -371,7 +368,7 @@ def main() -> None:
         )
         meter = CpuMeter()
         samples = steady_latency(settings, run)
-        steady_cpu = meter
+        steady_cpu = meter.seconds()
         p50, p90, p99 = (float(x) for x in np.percentile(samples, [50, 90, 99]))
         say(
             f"  produce-to-checkpointed latency over {len(samples):,} events: "
