@@ -7,7 +7,10 @@
    fresh consumer group: events consumed, applied, checkpointed and committed per second.
 3. Once PostgreSQL's autovacuum and Redis's AOF rewrite have digested that burst, and after a
    3 s warm-up: produce-to-checkpointed latency at a steady 1,000 events/s for 15 s.
-4. A shard holding 100,000 students is SIGKILLed: time until it has applied the next batch.
+4. Floors measured in the same run: the CPU of a Ray call to an actor that does nothing (in
+   the actor and in the caller) and of inserting one bare attempt row into PostgreSQL, set
+   against what the full path and the steady run used.
+5. A shard holding 100,000 students is SIGKILLed: time until it has applied the next batch.
 
 For (b) and 3 it also prints the CPU each component used (from /proc), per event.
 
@@ -29,7 +32,8 @@ import signal
 import time
 import uuid
 from collections import defaultdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -326,6 +330,82 @@ def clean_up(settings: Settings, run: str, loop: IngestLoop) -> None:
     client.close()
 
 
+class _Echo:
+    """An actor method that does nothing with a shard call's arguments: the Ray call floor."""
+
+    async def apply_batch(self, records: list[tuple[int, bytes, bytes, int]], previous: int) -> int:
+        return records[-1][0]
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def _process_cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ray_call_floor(settings: Settings, calls: int = 2000) -> tuple[float, float]:
+    """CPU µs (in the actor, in the caller) of one call to an actor that does nothing, with
+    the arguments of a 4-event shard call."""
+    actor: Any = ray.remote(_Echo).options(namespace=settings.ray.namespace, num_cpus=0).remote()
+    try:
+        pid = ray.get(actor.pid.remote(), timeout=60)
+        records = [(n, b"student-0001", b"x" * 300, 0) for n in range(4)]
+        for _ in range(200):
+            ray.get(actor.apply_batch.remote(records, 0))
+        actor_began, caller_began = _process_cpu_s(pid), time.process_time()
+        for _ in range(calls):
+            ray.get(actor.apply_batch.remote(records, 0))
+        actor_s = _process_cpu_s(pid) - actor_began
+        caller_s = time.process_time() - caller_began
+    finally:
+        ray.kill(actor)
+    return actor_s / calls * 1e6, caller_s / calls * 1e6
+
+
+_FLOOR_INSERT = """
+INSERT INTO attempts (event_id, student_id, exercise_id, components, passed, score, tests_passed,
+                      tests_total, duration_ms, submitted_at, kafka_partition, kafka_offset)
+SELECT e.id, e.student, 'floor', ARRAY['loops'], true, 1.0, 1, 1, 5, $3, -1, e.o
+FROM unnest($1::uuid[], $2::text[], $4::bigint[]) AS e(id, student, o)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+
+async def _postgres_row_floor(settings: Settings, rows: int) -> float:
+    conn = await asyncpg.connect(settings.postgres.dsn())
+    try:
+        pid = await conn.fetchval("SELECT pg_backend_pid()")
+        now = datetime.now(UTC)
+        async with conn.transaction():
+            began = _process_cpu_s(pid)
+            for start in range(0, rows, 2000):
+                await conn.execute(
+                    _FLOOR_INSERT,
+                    [uuid.uuid4() for _ in range(2000)],
+                    [f"floor-{n % 1000}" for n in range(2000)],
+                    now,
+                    list(range(start, start + 2000)),
+                )
+            used = _process_cpu_s(pid) - began
+            raise _RollBack
+    except _RollBack:
+        return used / rows * 1e6
+    finally:
+        await conn.close()
+
+
+class _RollBack(Exception):
+    """Leaves the floor measurement's transaction without keeping its rows."""
+
+
+def postgres_row_floor(settings: Settings, rows: int = 20_000) -> float:
+    """PostgreSQL CPU µs to insert one attempt row (no weekly aggregate, nothing kept)."""
+    return asyncio.run(_postgres_row_floor(settings, rows))
+
+
 def main() -> None:
     base = Settings()
     run = uuid.uuid4().hex[:6]
@@ -367,8 +447,12 @@ def main() -> None:
             f"autovacuum and AOF rewrites to finish, and a {WARM_UP_SECONDS} s warm-up) …"
         )
         meter = CpuMeter()
+        batches_before = loop.counts["batches"]
         samples = steady_latency(settings, run)
         steady_cpu = meter.seconds()
+        steady_calls = (loop.counts["batches"] - batches_before) / (
+            WARM_UP_SECONDS + STEADY_SECONDS
+        )
         p50, p90, p99 = (float(x) for x in np.percentile(samples, [50, 90, 99]))
         say(
             f"  produce-to-checkpointed latency over {len(samples):,} events: "
@@ -376,6 +460,30 @@ def main() -> None:
         )
         say("  CPU over the warm-up and the run, by component (2 cores):")
         say_cpu(steady_cpu, "event", STEADY_RATE * (WARM_UP_SECONDS + STEADY_SECONDS))
+
+        say(
+            f"  shard calls: {steady_calls:.0f}/s, {STEADY_RATE / steady_calls:.1f} events each; "
+            f"peak in flight {loop.peak_in_flight}"
+        )
+
+        say("\nfloors on this machine, measured now:")
+        actor_us, caller_us = ray_call_floor(settings)
+        say(
+            f"  a Ray call to an actor that does nothing: {actor_us:.0f} µs CPU in the actor + "
+            f"{caller_us:.0f} µs in the caller; at the steady run's calls/s that alone is "
+            f"{steady_calls * (actor_us + caller_us) / 1e6:.2f} of the 2 cores"
+        )
+        row_us = postgres_row_floor(settings)
+        full_us = full_path_cpu[1] / EVENTS * 1e6
+        postgres_us = full_path_cpu[0].get("PostgreSQL", 0.0) / EVENTS * 1e6
+        say(
+            f"  PostgreSQL, one bare attempt row inserted: {row_us:.1f} µs CPU "
+            f"(per event in the full path, weekly aggregates included: {postgres_us:.0f} µs)"
+        )
+        say(
+            f"  the full path used {full_us:.0f} µs of CPU per event: 2 cores allow at most "
+            f"{2e6 / full_us:,.0f} events/s (measured {steady:,.0f}/s)"
+        )
 
         say(f"\nloading {RESIDENTS:,} students into one shard, then SIGKILL …")
         recovered, resident = recovery_time(settings, run)

@@ -81,6 +81,8 @@ class IngestLoop:
         self._thread = threading.Thread(target=self._run, name="learnflow-ingest", daemon=True)
         self.error: BaseException | None = None
         self.counts = {"batches": 0, "applied": 0, "dead_lettered": 0, "rewinds": 0}
+        self.peak_in_flight = 0
+        """The most shard calls that were in flight at once."""
         self._lag: dict[int, int] = {}
         self._metrics = _IngestMetrics()
 
@@ -105,6 +107,7 @@ class IngestLoop:
             "committed": dict(sorted(dict(self._committed).items())),
             "alive": self.alive(),
             "error": None if self.error is None else repr(self.error),
+            "peak_in_flight": self.peak_in_flight,
             **self.counts,
         }
 
@@ -180,11 +183,24 @@ class IngestLoop:
         Records wait while the partition's shard is busy, so batches grow with the load: a busy
         shard gets everything that came meanwhile. An idle one gets its records once the first
         has waited ``linger_s`` or ``linger_records`` have come, whichever is sooner.
+
+        At most ``max_in_flight_total`` calls are in flight across all partitions, and the
+        partition whose records have waited longest goes first. Every call has a fixed CPU cost
+        on top of its events', so on a busy machine more calls at once would only queue for the
+        CPU; held back, records join their partition's next batch and the calls pace themselves.
+        A partition with a full batch waiting still goes (the backpressure below).
         """
         limit = self._config.max_in_flight_per_partition
+        cap = self._config.max_in_flight_total or None
         linger_until = time.monotonic() - self._config.linger_s
-        for partition, pending in self._pending.items():
+        waiting = [p for p, pending in self._pending.items() if pending]
+        waiting.sort(key=lambda p: self._pending_since.get(p, 0.0))
+        for partition in waiting:
+            pending = self._pending[partition]
             if not pending:
+                continue
+            in_flight = self._calls_in_flight()
+            if cap is not None and in_flight >= cap and len(pending) < self._config.max_batch:
                 continue
             if (
                 len(pending) < self._config.linger_records
@@ -209,6 +225,10 @@ class IngestLoop:
             ref = handle.apply_batch.remote(records, self._previous.get(partition))
             self._in_flight[partition].append(InFlight(ref, records[0][0], records[-1][0]))
             self._previous[partition] = records[-1][0]
+            self.peak_in_flight = max(self.peak_in_flight, in_flight + 1)
+
+    def _calls_in_flight(self) -> int:
+        return sum(len(queue) for queue in self._in_flight.values())
 
     def _harvest(self) -> bool:
         """Finish every partition whose oldest batch is done, without blocking."""

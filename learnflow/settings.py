@@ -121,11 +121,22 @@ class IngestSettings(BaseModel):
     """Messages taken from Kafka per poll, and the most sent to a shard in one call."""
     max_in_flight_per_partition: int = Field(default=1, ge=1, le=16)
     """Batches a shard may have queued; later records wait and go as one larger batch."""
-    linger_s: float = Field(default=0.025, ge=0, le=5)
+    max_in_flight_total: int = Field(default=3, ge=0, le=1024)
+    """Shard calls in flight across all partitions at once (0: no limit); the partition whose
+    records have waited longest goes first, the others' records join their next batch.
+
+    Every call costs a Ray round trip, a PostgreSQL transaction and a Redis script on top of its
+    events, so calls beyond what the CPUs can run at once only queue. At 1,000 events/s on 2
+    cores, in six alternating runs of each, 3 with a 5 ms linger (against no limit with a 25 ms
+    linger) had a produce-to-checkpointed p50 of 49–71 ms (66–104) and a p99 of 115–204 ms
+    (153–308); the full path was not slower (12,552 and 13,158 events/s against 8,390 and
+    11,122).
+    """
+    linger_s: float = Field(default=0.005, ge=0, le=5)
     """How long a partition's first pending record may wait for others to join its batch.
 
-    Every batch costs a shard call, a PostgreSQL transaction and a Redis script whatever its
-    size; at low rates, waiting a little turns many one-record batches into a few larger ones.
+    At low rates, waiting a little turns many one-record batches into a few larger ones; under
+    load ``max_in_flight_total`` does the gathering, so the wait can stay short.
     """
     linger_records: int = Field(default=200, ge=1, le=100_000)
     """A partition with this many pending records sends them without lingering."""

@@ -1,0 +1,98 @@
+"""How the ingest loop paces its shard calls, on a topic and shards of the test's own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import ray
+
+from actors import registry
+from ingest.consumer import IngestLoop
+from learnflow.settings import Settings
+from tests.integration.pipeline import (
+    assert_matches_fold,
+    make_events,
+    publish,
+    wait_for_lag_zero,
+)
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+
+@pytest.fixture
+def isolated(
+    settings: Settings, make_topic: Callable[[int], str]
+) -> Iterator[Callable[[int], Settings]]:
+    """Settings for a fresh topic, consumer group and shard namespace; shards killed after."""
+    made: list[Settings] = []
+
+    def make(max_in_flight_total: int) -> Settings:
+        run = uuid.uuid4().hex[:8]
+        copy = settings.model_copy(
+            update={
+                "kafka": settings.kafka.model_copy(
+                    update={"events_topic": make_topic(settings.kafka.partitions)}
+                ),
+                "ingest": settings.ingest.model_copy(
+                    update={
+                        "group_id": f"test-ingest-{run}",
+                        "max_in_flight_total": max_in_flight_total,
+                    }
+                ),
+                "ray": settings.ray.model_copy(update={"namespace": f"test-{run}"}),
+            }
+        )
+        made.append(copy)
+        return copy
+
+    yield make
+    for copy in made:
+        for partition in range(copy.kafka.partitions):
+            try:
+                ray.kill(ray.get_actor(registry.shard_name(copy, partition), copy.ray.namespace))
+            except ValueError:
+                pass
+
+
+@pytest.mark.parametrize("cap", [1, 2])
+def test_calls_in_flight_never_exceed_the_cap_and_nothing_is_lost(
+    isolated: Callable[[int], Settings], cap: int
+) -> None:
+    settings = isolated(cap)
+    events = make_events(students=600, total=6_000, seed=cap)
+    deliveries = publish(settings, events)
+    registry.ensure_shards(settings)
+    loop = IngestLoop(settings)
+
+    loop.start()
+    try:
+        wait_for_lag_zero(settings)
+    finally:
+        loop.stop()
+
+    assert loop.error is None
+    assert loop.counts["applied"] == len(events)
+    assert loop.peak_in_flight == cap
+    assert_matches_fold(settings, events, deliveries)
+
+
+def test_without_a_cap_every_partition_may_have_a_call_in_flight(
+    isolated: Callable[[int], Settings],
+) -> None:
+    settings = isolated(0)
+    events = make_events(students=600, total=6_000, seed=3)
+    deliveries = publish(settings, events)
+    registry.ensure_shards(settings)
+    loop = IngestLoop(settings)
+
+    loop.start()
+    try:
+        wait_for_lag_zero(settings)
+    finally:
+        loop.stop()
+
+    assert loop.counts["applied"] == len(events)
+    assert loop.peak_in_flight > 2
+    assert_matches_fold(settings, events, deliveries)
