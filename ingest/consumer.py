@@ -225,7 +225,7 @@ class IngestLoop:
             ref = handle.apply_batch.remote(records, self._previous.get(partition))
             self._in_flight[partition].append(InFlight(ref, records[0][0], records[-1][0]))
             self._previous[partition] = records[-1][0]
-            self.peak_in_flight = max(self.peak_in_flight, in_flight + 1)
+            self.peak_in_flight = max(self.peak_in_flight, self._calls_in_flight())
 
     def _calls_in_flight(self) -> int:
         return sum(len(queue) for queue in self._in_flight.values())
