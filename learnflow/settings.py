@@ -130,7 +130,8 @@ class IngestSettings(BaseModel):
     cores, in six alternating runs of each, 3 with a 5 ms linger (against no limit with a 25 ms
     linger) had a produce-to-checkpointed p50 of 49–71 ms (66–104) and a p99 of 115–204 ms
     (153–308); the full path was not slower (12,552 and 13,158 events/s against 8,390 and
-    11,122).
+    11,122). With a 10 s warm-up, three runs each: 1 had a p99 of 157–183 ms (a third of the
+    CPU idle: calls wait for each other), 2 of 95–144 ms, 3 of 90–119 ms.
     """
     linger_s: float = Field(default=0.005, ge=0, le=5)
     """How long a partition's first pending record may wait for others to join its batch.
