@@ -186,9 +186,9 @@ class IngestLoop:
 
         At most ``max_in_flight_total`` calls are in flight across all partitions, and the
         partition whose records have waited longest goes first. Every call has a fixed CPU cost
-        on top of its events', so on a busy machine more calls at once would only queue for the
-        CPU; held back, records join their partition's next batch and the calls pace themselves.
-        A partition with a full batch waiting still goes (the backpressure below).
+        besides what its events cost, so on a busy machine more calls at once would only queue
+        for the CPU; held back, records join their partition's next batch and the calls pace
+        themselves. A partition with a full batch waiting still goes (the backpressure below).
         """
         limit = self._config.max_in_flight_per_partition
         cap = self._config.max_in_flight_total or None
@@ -197,8 +197,6 @@ class IngestLoop:
         waiting.sort(key=lambda p: self._pending_since.get(p, 0.0))
         for partition in waiting:
             pending = self._pending[partition]
-            if not pending:
-                continue
             in_flight = self._calls_in_flight()
             if cap is not None and in_flight >= cap and len(pending) < self._config.max_batch:
                 continue
