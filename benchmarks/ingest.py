@@ -66,6 +66,13 @@ _COMPONENTS = (
 )
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (from /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class CpuMeter:
     """CPU seconds per component between two readings of /proc (processes that started in
     between count whole; the benchmark process is the ingest loop and the producers)."""
@@ -75,7 +82,6 @@ class CpuMeter:
 
     @staticmethod
     def _read() -> dict[int, tuple[str, float]]:
-        ticks_per_s = os.sysconf("SC_CLK_TCK")
         found: dict[int, tuple[str, float]] = {}
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -83,11 +89,9 @@ class CpuMeter:
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
                     command = f.read().replace(b"\0", b" ").decode(errors="replace")
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
+                found[int(entry)] = (command, process_cpu_s(int(entry)))
             except OSError:  # gone meanwhile
                 continue
-            found[int(entry)] = (command, (int(fields[11]) + int(fields[12])) / ticks_per_s)
         return found
 
     def seconds(self) -> tuple[dict[str, float], float]:
@@ -355,12 +359,6 @@ class _Echo:
         return os.getpid()
 
 
-def _process_cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def ray_call_floor(settings: Settings, calls: int = 2000) -> tuple[float, float]:
     """CPU µs (in the actor, in the caller) of one call to an actor that does nothing, with
     the arguments of a 4-event shard call."""
@@ -370,10 +368,10 @@ def ray_call_floor(settings: Settings, calls: int = 2000) -> tuple[float, float]
         records = [(n, b"student-0001", b"x" * 300, 0) for n in range(4)]
         for _ in range(200):
             ray.get(actor.apply_batch.remote(records, 0))
-        actor_began, caller_began = _process_cpu_s(pid), time.process_time()
+        actor_began, caller_began = process_cpu_s(pid), time.process_time()
         for _ in range(calls):
             ray.get(actor.apply_batch.remote(records, 0))
-        actor_s = _process_cpu_s(pid) - actor_began
+        actor_s = process_cpu_s(pid) - actor_began
         caller_s = time.process_time() - caller_began
     finally:
         ray.kill(actor)
@@ -394,8 +392,10 @@ async def _postgres_row_floor(settings: Settings, rows: int) -> float:
     try:
         pid = await conn.fetchval("SELECT pg_backend_pid()")
         now = datetime.now(UTC)
-        async with conn.transaction():
-            began = _process_cpu_s(pid)
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            began = process_cpu_s(pid)
             for start in range(0, rows, 2000):
                 await conn.execute(
                     _FLOOR_INSERT,
@@ -404,16 +404,11 @@ async def _postgres_row_floor(settings: Settings, rows: int) -> float:
                     now,
                     list(range(start, start + 2000)),
                 )
-            used = _process_cpu_s(pid) - began
-            raise _RollBack
-    except _RollBack:
-        return used / rows * 1e6
+            return (process_cpu_s(pid) - began) / rows * 1e6
+        finally:
+            await transaction.rollback()  # nothing of the measurement is kept
     finally:
         await conn.close()
-
-
-class _RollBack(Exception):
-    """Leaves the floor measurement's transaction without keeping its rows."""
 
 
 def postgres_row_floor(settings: Settings, rows: int = 20_000) -> float:
