@@ -119,7 +119,7 @@ class IngestLoop:
             )  # fmt: skip
             next_lag = next_commit = 0.0
             while not self._stop.is_set():
-                self._dispatch(self._poll(min(self._wait_s(), next_commit, next_lag)))
+                self._dispatch(self._poll(min(self._wake_at(), next_commit, next_lag)))
                 self._harvest()
                 self._send_ready()
                 now = time.monotonic()
@@ -151,7 +151,7 @@ class IngestLoop:
             return []
         return [first, *self._consumer.consume(num_messages=self._config.max_batch, timeout=0)]
 
-    def _wait_s(self) -> float:
+    def _wake_at(self) -> float:
         """When the loop must look again even if no record comes (monotonic seconds)."""
         now = time.monotonic()
         if any(self._in_flight.values()):
