@@ -167,7 +167,8 @@ class AuthSettings(BaseModel):
     leeway_s: int = Field(default=30, ge=0, le=300)
     """Clock skew tolerated on exp, nbf and iat."""
     dev_tokens: bool = False
-    """``POST /api/v1/dev/token`` mints a token for any student id: local development only."""
+    """``POST /api/v1/dev/token`` mints a token for any student id: refused outside
+    ``environment=dev``; ``learnflow up`` turns it on in dev unless told otherwise."""
 
     @model_validator(mode="after")
     def _absolute_keys_dir(self) -> AuthSettings:
@@ -188,7 +189,14 @@ class GraderSettings(BaseModel):
     python: Path = Path("/usr/bin/python3")
     """The interpreter inside the sandbox (the system one: read-only /usr)."""
     cpu_seconds: int = Field(default=2, ge=1, le=60)
+    """CPU time per process (RLIMIT_CPU) and, where the host has control groups, for all of a
+    run's processes together."""
     memory_mb: int = Field(default=256, ge=32, le=4096)
+    """Address space per process (RLIMIT_AS)."""
+    run_memory_mb: int = Field(default=384, ge=32, le=65_536)
+    """Memory of all of a run's processes together, its /tmp files included (control group)."""
+    run_cpus: float = Field(default=1.0, gt=0, le=64)
+    """Cores one run may use at once, all its processes together (control group)."""
     processes: int = Field(default=32, ge=1, le=1024)
     file_size_kb: int = Field(default=1024, ge=1)
     tmp_size_mb: int = Field(default=8, ge=1, le=1024)
@@ -279,12 +287,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_dev_secrets_outside_dev(self) -> Settings:
-        if (
-            self.environment != "dev"
-            and self.postgres.password.get_secret_value() == DEV_POSTGRES_PASSWORD
-        ):
+        if self.environment == "dev":
+            return self
+        if self.postgres.password.get_secret_value() == DEV_POSTGRES_PASSWORD:
             raise ConfigurationError(
                 f"environment={self.environment} uses the dev PostgreSQL password; "
                 "set LEARNFLOW_POSTGRES__PASSWORD"
+            )
+        if self.auth.dev_tokens:
+            raise ConfigurationError(
+                f"environment={self.environment} with auth.dev_tokens on would let anyone mint "
+                "a token for any student; unset LEARNFLOW_AUTH__DEV_TOKENS (dev only)"
             )
         return self

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from learnflow.settings import GraderSettings
-from serve.grading import sandbox
+from serve.grading import cgroups, sandbox
 from serve.grading.catalog import Exercise
 from serve.grading.uids import UidPool
 
@@ -68,6 +68,14 @@ class Grader:
     def __init__(self, settings: GraderSettings, lock_dir: Path) -> None:
         self._settings = settings
         self._uids = UidPool(settings.first_uid, settings.uid_pool, lock_dir)
+        self._groups = cgroups.RunGroups(
+            cgroups.Limits(
+                memory_bytes=settings.run_memory_mb * 1024 * 1024,
+                # the program's processes, plus the outer bwrap that waits for them
+                processes=settings.processes + 1,
+                cpus=settings.run_cpus,
+            )
+        )
         self._concurrency = asyncio.Semaphore(settings.slots)
         self._check_lock = asyncio.Lock()
         self._checked_at = float("-inf")
@@ -82,7 +90,7 @@ class Grader:
                 self._checked_at = time.monotonic()
                 try:
                     async with self._uids.lease() as lease:
-                        detail = await sandbox.check(self._settings, lease.uid)
+                        detail = await sandbox.check(self._settings, lease.uid, self._groups)
                     self._problem = None
                     return detail
                 except sandbox.SandboxUnavailableError as err:
@@ -95,7 +103,7 @@ class Grader:
         await self.ready()
         spec = {"kind": exercise.kind, "code": code, "tests": [t.call() for t in exercise.tests]}
         async with self._concurrency, self._uids.lease() as lease:
-            run = await sandbox.run(self._settings, lease.uid, spec)
+            run = await sandbox.run(self._settings, lease.uid, spec, self._groups)
             lease.dirty = run.limit is not None or run.signal is not None
         return judge(self._settings, exercise, run)
 
@@ -109,54 +117,60 @@ def judge(settings: GraderSettings, exercise: Exercise, run: sandbox.Run) -> Gra
         if isinstance(index, int) and 0 <= index < total:
             answers.setdefault(index, []).append(item)
     limit_message = _limit_message(settings, run.limit) if run.limit else None
+    names = shown_names(exercise)
 
     if not loaded:
         message = limit_message or _stopped(run)
-        results = tuple(TestResult(t.name, False, message) for t in exercise.tests)
+        results = tuple(TestResult(name, False, message) for name in names)
         return _grade(exercise, run, results, _status_of(run.limit) if run.limit else "error",
                       message)  # fmt: skip
     if len(loaded) > 1 or any(len(found) > 1 for found in answers.values()):
         # The runner writes one load line and one line per test; anything else was written by
         # the program itself to the grader's channel.
         status, message = "tampered", "the program wrote to the grader's result channel"
-        results = tuple(TestResult(t.name, False, message) for t in exercise.tests)
+        results = tuple(TestResult(name, False, message) for name in names)
         return _grade(exercise, run, results, status, message)
     if not loaded[0]["load"]:
         error = loaded[0].get("error", "the program failed to load")
         status = "memory limit exceeded" if loaded[0].get("limit") == "memory" else "error"
         message = limit_message or error
-        results = tuple(TestResult(t.name, False, message) for t in exercise.tests)
+        results = tuple(TestResult(name, False, message) for name in names)
         return _grade(exercise, run, results, status, message)
 
     results_list = []
-    for index, test in enumerate(exercise.tests):
+    for index, (test, name) in enumerate(zip(exercise.tests, names, strict=True)):
         found = answers.get(index)
         if not found:
             reason = limit_message or _stopped(run)
-            results_list.append(TestResult(test.name, False, reason))
+            results_list.append(TestResult(name, False, reason))
             continue
         answer = found[0]
         if not answer.get("ok"):
-            message = answer.get("error", "failed")
+            message = str(answer.get("error", "failed"))
             if answer.get("limit") == "memory":
                 message = _limit_message(settings, "memory")
             elif "File too large" in message:
                 message = _limit_message(settings, "file size")
             elif "No space left on device" in message:
                 message = f"disk full: the work directory holds {settings.tmp_size_mb} MB"
+            elif not test.example:
+                # The error's text may quote the hidden input; its type and line may not.
+                message = f"{message.partition(':')[0]} raised"
             trace = answer.get("trace") or []
             if trace:
                 message = f"{message} ({trace[-1]})"
-            results_list.append(TestResult(test.name, False, message))
+            results_list.append(TestResult(name, False, message))
             continue
         expected = test.expected_value()
         value = answer.get("value")
         if same(value, expected):
-            results_list.append(TestResult(test.name, True, "passed"))
-        else:
+            results_list.append(TestResult(name, True, "passed"))
+        elif test.example:
             results_list.append(
-                TestResult(test.name, False, f"expected {_show(expected)}, got {_show(value)}")
+                TestResult(name, False, f"expected {_show(expected)}, got {_show(value)}")
             )
+        else:
+            results_list.append(TestResult(name, False, "wrong answer"))
     results = tuple(results_list)
     passed = sum(r.passed for r in results)
     if passed == total:
@@ -166,6 +180,19 @@ def judge(settings: GraderSettings, exercise: Exercise, run: sandbox.Run) -> Gra
     else:
         status, message = "failed", f"{passed} of {total} tests passed"
     return _grade(exercise, run, results, status, message)
+
+
+def shown_names(exercise: Exercise) -> list[str]:
+    """What each test is called in a grade: examples by name, hidden tests by number only (a
+    name such as "100" could give the input away)."""
+    names, hidden = [], 0
+    for test in exercise.tests:
+        if test.example:
+            names.append(test.name)
+        else:
+            hidden += 1
+            names.append(f"hidden test {hidden}")
+    return names
 
 
 def same(value: Any, expected: Any) -> bool:

@@ -4,11 +4,17 @@ the calls of the hidden tests, reporting each result as one JSON line on the res
 Only arguments and stdin ever come in; the expected values stay outside, where the grader
 compares. Whatever the student's code writes (to stdout, or to the results pipe itself) can
 therefore claim nothing but values: a fake "all tests passed" changes no verdict.
+
+The example tests run first; what the program prints there is shown to the student. Before the
+first hidden test the program is cut off from anything a student sees: every other process in
+the sandbox is killed, every descriptor but stdin and the results pipe is closed, and stdout and
+stderr lead to /dev/null, so a hidden test's inputs cannot be printed out and learnt.
 """
 
 import io
 import json
 import os
+import signal
 import sys
 import traceback
 from typing import Any
@@ -44,9 +50,33 @@ def _trace(err: BaseException) -> list[str]:
     return [f"line {f.lineno}: {(f.line or '').strip()}" for f in frames][-3:]
 
 
+def _enter_hidden_phase(channel: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.kill(-1, signal.SIGKILL)  # from pid 1: every other process of the sandbox
+    except OSError:
+        pass
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+    os.closerange(3, channel)
+    os.closerange(channel + 1, 1 << 20)
+    null = os.open("/dev/null", os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.close(null)
+
+
 def main() -> None:
     spec = json.loads(sys.stdin.read())
-    results = os.fdopen(spec["results_fd"], "w", buffering=1)
+    channel = spec["results_fd"]
+    # Whatever else this process may have inherited, the program gets none of it.
+    os.closerange(3, channel)
+    os.closerange(channel + 1, 1 << 20)
+    results = os.fdopen(channel, "w", buffering=1)
     sys.stdin = io.StringIO("")
     code = spec["code"]
 
@@ -61,7 +91,11 @@ def main() -> None:
             emit({"load": False, "error": f"SyntaxError: {err.msg} (line {err.lineno})"})
             return
         emit({"load": True})
+        hidden = False
         for index, test in enumerate(tests):
+            if not test.get("example") and not hidden:
+                hidden = True
+                _enter_hidden_phase(channel)
             captured = io.StringIO()
             outcome: dict[str, Any] = {"ok": True}
             sys.stdin, sys.stdout = io.StringIO(test.get("stdin", "")), captured
@@ -73,7 +107,8 @@ def main() -> None:
                 outcome = _error(err)
             finally:
                 sys.stdout = sys.__stdout__
-            print(captured.getvalue()[-2000:], end="")
+            if not hidden:
+                print(captured.getvalue()[-2000:], end="")
             outcome.update(i=index, value=captured.getvalue())
             emit(outcome)
         return
@@ -88,7 +123,12 @@ def main() -> None:
         emit({"load": False, **_error(err)})
         return
     emit({"load": True})
+    hidden = False
     for index, test in enumerate(tests):
+        if not test.get("example") and not hidden:
+            hidden = True
+            _enter_hidden_phase(channel)
+            sys.stdout = io.StringIO()  # what the hidden calls print goes nowhere
         function = namespace.get(test["function"])
         if not callable(function):
             emit({"i": index, "ok": False, "error": f"no function named {test['function']}"})

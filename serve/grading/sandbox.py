@@ -7,9 +7,13 @@ The layers, outermost first:
   concurrent runs from signalling each other;
 - ``prlimit``: CPU seconds, address space, processes, file size, open files;
 - ``bwrap``: new user, pid, ipc, uts, cgroup and network namespaces (no network at all), the
-  system's ``/usr`` read-only and nothing else of the host's files, a private size-limited
-  tmpfs as the working directory, a cleared environment, a new session, death with its parent;
-- a wall-clock timeout and a cap on what is read from stdout and stderr.
+  system's ``/usr`` read-only and nothing else of the host's files, a read-only root and
+  ``/dev``, a private size-limited tmpfs as the working directory, a cleared environment, a new
+  session, death with its parent;
+- a control group per run (``cgroups.py``) bounding the memory, processes and CPU of all its
+  processes together, where the host has one;
+- a wall-clock timeout and a cap on what is read from stdout and stderr;
+- no inherited descriptors but stdin, stdout, stderr and the results pipe.
 
 The program's results come back on a pipe of their own (see ``runner.py``), never from its
 output.
@@ -23,13 +27,17 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from learnflow.deadline import Deadline
 from learnflow.exceptions import LearnFlowError
 from learnflow.settings import GraderSettings
+from serve.grading import cgroups
 
 RUNNER = (Path(__file__).parent / "runner.py").read_text()
 
@@ -50,6 +58,8 @@ class Run:
     limit: str | None = None
     """Which limit ended the run: time, cpu, memory, output, file size; None if none did."""
     wall_ms: float = 0.0
+    cpu_ms: float | None = None
+    """CPU time of all the run's processes together (None without a control group)."""
 
 
 def command(settings: GraderSettings, uid: int) -> list[str]:
@@ -86,83 +96,111 @@ def command(settings: GraderSettings, uid: int) -> list[str]:
         "--size", str(settings.tmp_size_mb * mb),
         "--tmpfs", "/tmp",  # noqa: S108
         "--chdir", "/tmp",  # noqa: S108
+        # Last, once everything is mounted: bwrap's root and /dev are tmpfs mounts the size of
+        # host memory; read-only, only the size-limited /tmp can hold what the program writes.
+        "--remount-ro", "/dev",
+        "--remount-ro", "/",
         str(settings.python), "-I", "-S", "-c", RUNNER,
     ]  # fmt: skip
 
 
-async def run(settings: GraderSettings, uid: int, spec: dict[str, Any]) -> Run:
-    """Run the runner with ``spec`` (the program and its calls) under ``uid``."""
-    read_end, write_end = os.pipe()
-    os.set_inheritable(write_end, True)
+# Joins the run's control groups (the paths before "--"), still as root, then becomes the
+# sandbox: the group is inherited by every process the program will ever start.
+_JOIN_GROUPS = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+_WATCH_S = 0.1
+"""How often a run's CPU, summed over its processes, is compared with its budget."""
+
+
+def argv(settings: GraderSettings, uid: int, groups: list[Path]) -> list[str]:
+    """The full argv of a run: joining its control groups (if any), then :func:`command`."""
+    sandbox = command(settings, uid)
+    if not groups:
+        return sandbox
+    return ["/bin/sh", "-c", _JOIN_GROUPS, "sandbox", *map(str, groups), "--", *sandbox]
+
+
+async def run(
+    settings: GraderSettings,
+    uid: int,
+    spec: dict[str, Any],
+    groups: cgroups.RunGroups | None = None,
+) -> Run:
+    """Run the runner with ``spec`` (the program and its calls) under ``uid``.
+
+    The sandbox is spawned by ``subprocess`` with ``close_fds``, never by the event loop:
+    uvloop (which Serve replicas run) spawns with libuv, which closes only descriptors marked
+    close-on-exec, and a Ray worker holds others (its log files, its pipe to the raylet). So
+    whatever loop runs this, the program inherits exactly stdin, stdout, stderr and its results
+    pipe.
+    """
+    joined = groups.prepare(uid) if groups is not None else []
+    cpu_before = groups.cpu_ns(uid) if groups is not None else None
+    read_end, write_end = os.pipe()  # both close-on-exec; pass_fds hands on the write end only
     began = time.perf_counter()
     try:
-        process = await asyncio.create_subprocess_exec(
-            *command(settings, uid),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        process = subprocess.Popen(  # noqa: S603 - our fixed argv; the program comes on stdin
+            argv(settings, uid, joined),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             pass_fds=(write_end,),
+            close_fds=True,
             start_new_session=True,
             cwd="/",
         )
-    except (OSError, PermissionError) as err:
+    except OSError as err:
         os.close(read_end)
-        os.close(write_end)
         raise SandboxUnavailableError(f"cannot start the sandbox: {err}") from err
     finally:
-        with contextlib.suppress(OSError):
-            os.close(write_end)
+        os.close(write_end)
 
     cap = settings.output_kb * 1024
     outcome = Run()
     loop = asyncio.get_running_loop()
-    results_reader = asyncio.StreamReader()
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(results_reader), os.fdopen(read_end, "rb")
-    )
-    if process.stdin is None or process.stdout is None or process.stderr is None:
-        raise SandboxUnavailableError("the sandbox started without its pipes")
-    process.stdin.write(json.dumps({**spec, "results_fd": write_end}).encode())
-    with contextlib.suppress(ConnectionError):
-        await process.stdin.drain()
-    process.stdin.close()
-
-    overflow = asyncio.Event()
-
-    async def capped(stream: asyncio.StreamReader) -> bytes:
-        kept = bytearray()
-        while chunk := await stream.read(65536):
-            if len(kept) < cap:
-                kept += chunk[: cap - len(kept)]
-            elif not overflow.is_set():
-                overflow.set()
-        return bytes(kept)
-
-    async def results() -> bytes:
-        kept = bytearray()
-        while chunk := await results_reader.read(65536):
-            kept += chunk[: max(0, cap * 4 - len(kept))]
-        return bytes(kept)
-
-    gathered: asyncio.Future[Any] = asyncio.gather(
-        capped(process.stdout), capped(process.stderr), results(), process.wait()
-    )
-    overflow_wait: asyncio.Future[Any] = asyncio.ensure_future(overflow.wait())
+    readers = [asyncio.StreamReader() for _ in range(3)]
+    pipes = [process.stdout, process.stderr, os.fdopen(read_end, "rb")]
+    transports: list[asyncio.BaseTransport] = []
     try:
-        done, _ = await asyncio.wait(
-            {gathered, overflow_wait},
-            timeout=settings.wall_seconds,
-            return_when=asyncio.FIRST_COMPLETED,
+        for reader, pipe in zip(readers, pipes, strict=True):
+            read_transport, _ = await loop.connect_read_pipe(_protocol_for(reader), pipe)
+            transports.append(read_transport)
+        stdin, _ = await loop.connect_write_pipe(asyncio.Protocol, process.stdin)
+        transports.append(stdin)
+        stdin.write(json.dumps({**spec, "results_fd": write_end}).encode())
+        stdin.close()  # after what is buffered is written
+
+        overflow = asyncio.Event()
+
+        async def capped(stream: asyncio.StreamReader) -> bytes:
+            kept = bytearray()
+            while chunk := await stream.read(65536):
+                if len(kept) < cap:
+                    kept += chunk[: cap - len(kept)]
+                elif not overflow.is_set():
+                    overflow.set()
+            return bytes(kept)
+
+        async def results(stream: asyncio.StreamReader) -> bytes:
+            kept = bytearray()
+            while chunk := await stream.read(65536):
+                kept += chunk[: max(0, cap * 4 - len(kept))]
+            return bytes(kept)
+
+        gathered: asyncio.Future[Any] = asyncio.gather(
+            capped(readers[0]), capped(readers[1]), results(readers[2]), _exit_of(process)
         )
-        if gathered not in done:
-            outcome.limit = "output" if overflow.is_set() else "time"
-            _kill(process)
+        outcome.limit = await _watch(settings, uid, groups, cpu_before, gathered, overflow)
+        if outcome.limit is not None:
+            _kill(process, uid, groups)
         stdout, stderr, raw_results, _ = await asyncio.wait_for(gathered, timeout=5.0)
     finally:
-        overflow_wait.cancel()
-        transport.close()
-        _kill(process)
+        for transport in transports:
+            transport.close()
+        _kill(process, uid, groups)
     outcome.wall_ms = (time.perf_counter() - began) * 1000
+    if groups is not None and cpu_before is not None:
+        cpu_after = groups.cpu_ns(uid)
+        outcome.cpu_ms = None if cpu_after is None else (cpu_after - cpu_before) / 1e6
     outcome.stdout = stdout.decode("utf-8", "replace")
     outcome.stderr = stderr.decode("utf-8", "replace")
     outcome.exit_code = process.returncode
@@ -179,12 +217,70 @@ async def run(settings: GraderSettings, uid: int, spec: dict[str, Any]) -> Run:
     return outcome
 
 
-def _kill(process: asyncio.subprocess.Process) -> None:
-    """SIGKILL the sandbox's session: bwrap, and with it the whole pid namespace."""
-    if process.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+def _protocol_for(reader: asyncio.StreamReader) -> Callable[[], asyncio.StreamReaderProtocol]:
+    return lambda: asyncio.StreamReaderProtocol(reader)
+
+
+async def _watch(
+    settings: GraderSettings,
+    uid: int,
+    groups: cgroups.RunGroups | None,
+    cpu_before: int | None,
+    gathered: asyncio.Future[Any],
+    overflow: asyncio.Event,
+) -> str | None:
+    """Wait for the run to end; the limit that ended it first (wall clock, output, the CPU of
+    all its processes together), or None if it ended by itself."""
+    deadline = Deadline.after(settings.wall_seconds)
+    budget_ns = settings.cpu_seconds * 1_000_000_000
+    overflow_wait: asyncio.Future[Any] = asyncio.ensure_future(overflow.wait())
+    try:
+        while not deadline.expired():
+            done, _ = await asyncio.wait(
+                {gathered, overflow_wait},
+                timeout=deadline.cap(_WATCH_S),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if gathered in done:
+                return None
+            if overflow_wait in done:
+                return "output"
+            if groups is not None and cpu_before is not None:
+                used = groups.cpu_ns(uid)
+                if used is not None and used - cpu_before > budget_ns:
+                    return "cpu"
+        return "time"
+    finally:
+        overflow_wait.cancel()
+
+
+async def _exit_of(process: subprocess.Popen[bytes]) -> int:
+    """The exit status, awaited on a pidfd (readable once the process has ended)."""
+    loop = asyncio.get_running_loop()
+    pidfd = os.pidfd_open(process.pid)
+    ended: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    loop.add_reader(pidfd, readable)
+    try:
+        await ended
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    return process.wait()
+
+
+def _kill(process: subprocess.Popen[bytes], uid: int, groups: cgroups.RunGroups | None) -> None:
+    """SIGKILL the sandbox's session (bwrap, and with it the whole pid namespace) and anything
+    left in the run's control group."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    if groups is not None:
+        groups.kill(uid)
 
 
 def _limit_of(outcome: Run) -> str | None:
@@ -200,7 +296,7 @@ def _limit_of(outcome: Run) -> str | None:
     return None
 
 
-async def check(settings: GraderSettings, uid: int) -> str:
+async def check(settings: GraderSettings, uid: int, groups: cgroups.RunGroups | None = None) -> str:
     """Prove the sandbox works here (a trivial program runs and reports); say why if not."""
     for tool in ("setpriv", "prlimit", "bwrap"):
         if shutil.which(tool) is None:
@@ -214,10 +310,16 @@ async def check(settings: GraderSettings, uid: int) -> str:
     outcome = await run(
         settings, uid, {"kind": "function", "code": "def f():\n    return 42\n",
                       "tests": [{"function": "f", "args": []}]},
+        groups,
     )  # fmt: skip
     if outcome.results[-1:] != [{"i": 0, "ok": True, "value": 42}]:
         detail = (outcome.stderr or outcome.stdout).strip()[-500:]
         raise SandboxUnavailableError(
             f"bubblewrap sandbox does not run here (exit {outcome.exit_code}): {detail}"
         )
-    return f"bubblewrap sandbox ok ({outcome.wall_ms:.0f} ms)"
+    bounds = (
+        f"cgroup {groups.kind} per run"
+        if groups is not None and groups.kind != "none"
+        else "no cgroup here: per-process limits only"
+    )
+    return f"bubblewrap sandbox ok ({outcome.wall_ms:.0f} ms, {bounds})"
