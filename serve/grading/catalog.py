@@ -1,6 +1,8 @@
 """The exercise catalog: one TOML file per exercise in ``serve/catalog``.
 
-Each file holds the statement, starter code, components, hidden tests and a reference solution.
+Each file holds the statement, starter code, components, tests and a reference solution. The
+first tests may be examples (``example = true``: their expected values are shown to students);
+the rest are hidden (students learn only whether each passed).
 Function exercises call ``function(*args)`` and compare the return value; program exercises feed
 ``stdin`` and compare everything printed. An expected value TOML cannot spell (``None``) is
 written as ``expected_json``.
@@ -35,6 +37,9 @@ class HiddenTest(BaseModel):
     stdin: str = ""
     expected: Any = None
     expected_json: str | None = None
+    example: bool = False
+    """An example shows the student its input's name, the expected value and what the program
+    gave; a hidden test (the default) says only passed or failed, never its expected value."""
 
     def expected_value(self) -> Any:
         if self.expected_json is not None:
@@ -44,8 +49,8 @@ class HiddenTest(BaseModel):
     def call(self) -> dict[str, Any]:
         """What enters the sandbox: the inputs, never the expected value."""
         if self.function is not None:
-            return {"function": self.function, "args": self.args}
-        return {"stdin": self.stdin}
+            return {"function": self.function, "args": self.args, "example": self.example}
+        return {"stdin": self.stdin, "example": self.example}
 
 
 class Exercise(BaseModel):
@@ -70,6 +75,9 @@ class Exercise(BaseModel):
                 )
             if (test.expected is None) == (test.expected_json is None):
                 raise ValueError(f"test {test.name!r}: give exactly one of expected, expected_json")
+        examples = [test.example for test in self.tests]
+        if examples != sorted(examples, reverse=True):
+            raise ValueError("example tests come first, before every hidden test")
         return self
 
     def public(self) -> dict[str, Any]:

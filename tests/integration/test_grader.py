@@ -25,7 +25,7 @@ PROBE = Exercise(
     statement="return 42",
     starter="",
     solution="def f():\n    return 42\n",
-    tests=(HiddenTest(name="answer", function="f", expected=42),),
+    tests=(HiddenTest(name="answer", function="f", expected=42, example=True),),
 )
 
 
