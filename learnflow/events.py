@@ -9,7 +9,7 @@ offending fields, which the ingest sends to the dead-letter topic.
 from __future__ import annotations
 
 from typing import Annotated, Final, Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from pydantic import (
     AwareDatetime,
@@ -23,13 +23,11 @@ from pydantic import (
 )
 
 from learnflow.exceptions import InvalidEventError
+from learnflow.students import StudentId
 
 MAX_EVENT_BYTES: Final = 64 * 1024
 """Values larger than this are rejected before they are parsed."""
 
-StudentId = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
-]
 ExerciseId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
 ]
@@ -41,8 +39,9 @@ ComponentId = Annotated[
 class AttemptGraded(BaseModel):
     """A student's exercise attempt, graded: the event every mastery update starts from.
 
-    ``event_id`` equals the idempotency key of the request that produced it, so a retried submit
-    can never be counted twice.
+    ``event_id`` is :func:`attempt_event_id` of the student and the request's idempotency key,
+    so a retried submit can never be counted twice, and no student's key can collide with
+    another student's attempt.
     """
 
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
@@ -82,6 +81,18 @@ class AttemptGraded(BaseModel):
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()
+
+
+_ATTEMPT_IDS: Final = UUID("6f1c2b0e-5a0d-4f43-9d55-2d1f6c1e8a71")
+
+
+def attempt_event_id(student_id: str, idempotency_key: UUID) -> UUID:
+    """The event id of a student's submit: a UUIDv5 of (student, key).
+
+    Keys are chosen by clients, so a key alone is only unique per student; two students using
+    the same key (by chance or on purpose) still make two distinct events.
+    """
+    return uuid5(_ATTEMPT_IDS, f"{student_id}/{idempotency_key}")
 
 
 LearningEvent = AttemptGraded

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
+from learnflow import students
 from learnflow.exceptions import LearnFlowError
 from learnflow.settings import AuthSettings
 
@@ -198,8 +199,8 @@ def mint(
         raise KeyRingError(
             f"token lifetime must be between 1 and {settings.max_lifetime_s} s, got {ttl}"
         )
-    if not student_id or len(student_id) > 64:
-        raise KeyRingError("student id must be 1 to 64 characters")
+    if not students.is_valid(student_id):
+        raise KeyRingError(f"student id {student_id!r} is not valid: {students.RULE}")
     issued = int(time.time() if now is None else now)
     claims: dict[str, Any] = {
         "sub": student_id,

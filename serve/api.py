@@ -20,16 +20,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from ingest.exceptions import DeliveryError
 from learnflow import __version__, keyring
-from learnflow.events import AttemptGraded
+from learnflow.events import AttemptGraded, attempt_event_id
+from learnflow.exceptions import LearnFlowError
 from learnflow.settings import Settings
+from learnflow.students import StudentId
 from serve.auth import AuthError, Principal
 from serve.grading import catalog
 from serve.grading.sandbox import SandboxUnavailableError
 from serve.limits import IdempotencyConflictError
+from serve.request_size import RequestSizeLimit
 from serve.services import Grading, LocalGrading, OffsetBeyondEndError, Services
 
 logger = logging.getLogger(__name__)
@@ -139,7 +142,7 @@ class AttemptHistory(BaseModel):
 
 
 class DevTokenRequest(BaseModel):
-    student_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    student_id: StudentId
 
 
 class TokenResponse(BaseModel):
@@ -181,7 +184,7 @@ def authorized(permission: str) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
-class RateLimitedError(Exception):
+class RateLimitedError(LearnFlowError):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(retry_after_s)
         self.retry_after_s = retry_after_s
@@ -211,6 +214,7 @@ def create_api(settings: Settings, grading: Grading | None = None) -> FastAPI:
         description="Programming exercises, sandboxed grading and live mastery per skill.",
     )
     _install_error_handlers(api)
+    api.add_middleware(RequestSizeLimit)
     v1 = APIRouter(prefix="/api/v1", responses=ERRORS)
 
     @api.get("/healthz", tags=["operations"])
@@ -264,9 +268,11 @@ def create_api(settings: Settings, grading: Grading | None = None) -> FastAPI:
         idempotency_key: Annotated[
             uuid.UUID,
             Header(
-                description="A fresh UUID per submit; a retry with the same key returns the "
-                "first answer. It becomes the attempt's event_id."
+                description="A fresh random UUID per submit (not the nil UUID); a retry with the "
+                "same key returns the first answer. The attempt's event_id is derived from it "
+                "and the student."
             ),
+            AfterValidator(_not_nil),
         ],
     ) -> AttemptResponse:
         """Grade the code in the sandbox, record the attempt, return per-test results and the
@@ -288,7 +294,7 @@ def create_api(settings: Settings, grading: Grading | None = None) -> FastAPI:
             await services.idempotency.release(principal.student_id, str(key))
             raise
         event = AttemptGraded(
-            event_id=key,
+            event_id=attempt_event_id(principal.student_id, key),
             student_id=principal.student_id,
             exercise_id=exercise.id,
             components=exercise.components,
@@ -307,7 +313,7 @@ def create_api(settings: Settings, grading: Grading | None = None) -> FastAPI:
                 **grade,
                 "exercise_id": exercise.id,
                 "event": {
-                    "event_id": str(key),
+                    "event_id": str(event.event_id),
                     "topic": delivery.topic,
                     "partition": delivery.partition,
                     "offset": delivery.offset,
@@ -379,8 +385,14 @@ def create_api(settings: Settings, grading: Grading | None = None) -> FastAPI:
     return api
 
 
-class NotFoundError(Exception):
-    pass
+class NotFoundError(LearnFlowError):
+    """No such resource (404)."""
+
+
+def _not_nil(key: uuid.UUID) -> uuid.UUID:
+    if key.int == 0:
+        raise ValueError("the nil UUID is not an idempotency key: send a fresh random UUID")
+    return key
 
 
 def _install_error_handlers(api: FastAPI) -> None:
@@ -430,6 +442,12 @@ def _install_error_handlers(api: FastAPI) -> None:
     @api.exception_handler(DeliveryError)
     async def not_recorded(request: Request, err: DeliveryError) -> JSONResponse:
         return _fail(503, f"attempt graded but not recorded, retry with the same key: {err}")
+
+    @api.exception_handler(Exception)
+    async def unexpected(request: Request, err: Exception) -> JSONResponse:
+        # The API promises JSON errors everywhere, its own faults included.
+        logger.exception("%s %s failed", request.method, request.url.path)
+        return _fail(500, "internal error; it has been logged")
 
 
 def _mount_frontend(api: FastAPI, directory: Path | None) -> None:

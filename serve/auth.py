@@ -23,14 +23,15 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from learnflow import keyring
+from learnflow import keyring, students
+from learnflow.exceptions import LearnFlowError
 from learnflow.settings import AuthSettings
 
 _CACHE_SIZE = 50_000
 _RELOAD_EVERY_S = 5.0
 
 
-class AuthError(Exception):
+class AuthError(LearnFlowError):
     """A request that cannot pass: 401 (who are you?) or 403 (not allowed)."""
 
     def __init__(self, status: int, reason: str) -> None:
@@ -98,8 +99,12 @@ class TokenVerifier:
     def _verify(self, token: str, now: float) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
-            raise AuthError(401, "malformed token") from None
+        except jwt.InvalidTokenError as err:  # undecodable, or a header PyJWT refuses
+            raise AuthError(401, f"malformed token: {err}") from None
+        if "crit" in header:
+            # RFC 7515 4.1.11: a verifier must refuse extensions it does not understand, and we
+            # issue tokens with none; refusing every "crit" leaves no extension to get wrong.
+            raise AuthError(401, "token header 'crit' is not accepted: no extensions are")
         algorithm = header.get("alg")
         if algorithm != keyring.ALGORITHM:
             raise AuthError(401, f"token algorithm {algorithm!r} not accepted: RS256 only")
@@ -144,8 +149,8 @@ class TokenVerifier:
                 401, f"token lifetime {expires - issued:.0f} s exceeds {settings.max_lifetime_s} s"
             )
         subject, permissions = claims["sub"], claims.get("permissions", [])
-        if not isinstance(subject, str) or not 0 < len(subject) <= 64:
-            raise AuthError(401, "token subject must be a student id of 1 to 64 characters")
+        if not isinstance(subject, str) or not students.is_valid(subject):
+            raise AuthError(401, f"token subject is not a valid student id: {students.RULE}")
         if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
             raise AuthError(401, "token permissions claim must be a list of strings")
         return Principal(subject, frozenset(permissions), str(claims["jti"]), float(expires))

@@ -61,3 +61,47 @@ def test_minting_refuses_lifetimes_over_the_maximum(auth: AuthSettings) -> None:
 def test_missing_key_set_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(keyring.KeyRingError, match="learnflow keys init"):
         keyring.load(tmp_path / "none")
+
+
+def _with_header(auth: AuthSettings, header: dict[str, object]) -> str:
+    """A token signed by the real key whose header is exactly ``header`` plus alg and typ."""
+    import base64
+    import json
+    import uuid
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    ring = keyring.load(auth.keys_dir)
+    now = int(time.time())
+    claims = {"sub": "ada", "iss": auth.issuer, "aud": auth.audience, "iat": now,
+              "exp": now + 60, "jti": str(uuid.uuid4())}  # fmt: skip
+    head = {"alg": "RS256", "typ": "JWT", **header}
+    signing_input = f"{b64(json.dumps(head).encode())}.{b64(json.dumps(claims).encode())}"
+    signature = ring.private_key().sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{b64(signature)}"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{"kid": 7}, {"kid": None}, {"kid": ["k"]}, {"kid": {"k": 1}}, {"kid": True}, {},
+     {"crit": ["exp"]}, {"crit": "x"}, {"crit": ["b64"], "b64": True}],
+    ids=["number", "null", "list", "object", "bool", "none", "crit", "crit string", "crit b64"],
+)  # fmt: skip
+def test_a_malformed_header_is_a_401_with_a_reason(
+    auth: AuthSettings, header: dict[str, object]
+) -> None:
+    ring = keyring.load(auth.keys_dir)
+    if "crit" in header:
+        header = {"kid": ring.signing, **header}
+    with pytest.raises(AuthError) as refused:
+        TokenVerifier(auth).verify(_with_header(auth, header))
+    assert refused.value.status == 401 and refused.value.reason
+
+
+def test_the_same_header_with_a_string_kid_verifies(auth: AuthSettings) -> None:
+    ring = keyring.load(auth.keys_dir)
+    assert TokenVerifier(auth).verify(_with_header(auth, {"kid": ring.signing})).student_id == "ada"
