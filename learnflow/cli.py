@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,18 +48,24 @@ def up(
         bool, typer.Option("--app/--no-app", help="Also deploy the Serve application.")
     ] = True,
     dev_tokens: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--dev-tokens/--no-dev-tokens",
-            help="Let POST /api/v1/dev/token mint a token for any student (local use only).",
+            help="Let POST /api/v1/dev/token mint a token for any student. Default: on with "
+            "LEARNFLOW_ENVIRONMENT=dev unless LEARNFLOW_AUTH__DEV_TOKENS says otherwise; "
+            "refused in any other environment.",
         ),
-    ] = True,
+    ] = None,
 ) -> None:
     """Start Redis, PostgreSQL, Kafka, Ray and the Serve app (what already runs is kept)."""
     from learnflow.platform import ray, stack
 
+    # Through the environment, so that the settings' validation (dev only) applies to it too.
+    if dev_tokens is not None:
+        os.environ["LEARNFLOW_AUTH__DEV_TOKENS"] = str(dev_tokens).lower()
+    elif os.environ.get("LEARNFLOW_ENVIRONMENT", "dev") == "dev":
+        os.environ.setdefault("LEARNFLOW_AUTH__DEV_TOKENS", "true")
     settings = _setup(verbose)
-    settings.auth.dev_tokens = dev_tokens
     began = time.monotonic()
     with console.status("starting") as spinner:
 

@@ -88,6 +88,8 @@ test("a student edits, sees diagnostics, submits and watches mastery move", { ti
     page.on("pageerror", (error) => console.error("page error:", error));
 
     await page.goto(base + "/");
+    await page.getByRole("heading", { name: "Development login" }).waitFor();
+    assert.match(await page.getByRole("note").innerText(), /development login/i);
     const student = `e2e-${Date.now().toString(36)}`;
     await page.getByLabel("Student id").fill(student);
     await page.getByRole("button", { name: "Log in" }).click();

@@ -8,6 +8,7 @@ import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from learnflow import keys
+from learnflow.platform import redis as local_redis
 from learnflow.settings import Settings
 
 
@@ -31,7 +32,7 @@ def partition_status(settings: Settings) -> list[PartitionStatus]:
             "enable.auto.commit": False,
         }
     )
-    client = redis.Redis.from_url(settings.redis.url, socket_timeout=2)
+    client = local_redis.client(settings)
     try:
         tps = [TopicPartition(topic, p) for p in range(settings.kafka.partitions)]
         try:

@@ -7,6 +7,8 @@ import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import redis
+
 from learnflow.deadline import Deadline
 from learnflow.platform import processes
 from learnflow.platform.exceptions import MissingDependencyError
@@ -24,6 +26,16 @@ def files(settings: Settings) -> ServiceFiles:
 def address(settings: Settings) -> tuple[str, int]:
     url = urlsplit(settings.redis.url)
     return url.hostname or "127.0.0.1", url.port or 6379
+
+
+def client(settings: Settings, socket_timeout_s: float = 2.0) -> redis.Redis:
+    """A blocking client for the configured Redis, with its password (for the CLI's reads)."""
+    password = settings.redis.password
+    return redis.Redis.from_url(
+        settings.redis.url,
+        password=password.get_secret_value() if password is not None else None,
+        socket_timeout=socket_timeout_s,
+    )
 
 
 def start(settings: Settings, deadline: Deadline) -> ComponentStatus:

@@ -20,6 +20,8 @@ export function Login({ notice, onLoggedIn }: Props) {
         body: { student_id: student.trim() },
       });
       if (data) onLoggedIn(data.token, data.student_id);
+      else if (response.status === 404)
+        setError("This server has no development login: it is not running in dev mode.");
       else setError(explain(response, failure).message);
     } catch {
       setError("The server cannot be reached.");
@@ -30,7 +32,11 @@ export function Login({ notice, onLoggedIn }: Props) {
 
   return (
     <form className="login card" onSubmit={submit} aria-labelledby="login-title">
-      <h1 id="login-title">Log in</h1>
+      <h1 id="login-title">Development login</h1>
+      <p className="banner warn" role="note">
+        This is a development login: it asks for no password and lets anyone act as any student
+        id. The server offers it only when it runs with <code>LEARNFLOW_ENVIRONMENT=dev</code>.
+      </p>
       {notice && <p className="banner warn">{notice}</p>}
       <label htmlFor="student-id">Student id</label>
       <input
@@ -38,7 +44,8 @@ export function Login({ notice, onLoggedIn }: Props) {
         name="student"
         autoComplete="username"
         required
-        pattern="[A-Za-z0-9][A-Za-z0-9_.\-]*"
+        pattern="[A-Za-z0-9][A-Za-z0-9_.:@\-]*"
+        title="ASCII letters, digits and _ . : @ -, starting with a letter or digit"
         maxLength={64}
         value={student}
         onChange={(e) => setStudent(e.target.value)}

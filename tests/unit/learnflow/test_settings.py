@@ -61,3 +61,12 @@ def test_unordered_thresholds_are_refused(monkeypatch: pytest.MonkeyPatch) -> No
 
     with pytest.raises(ValidationError, match="familiar < proficient"):
         Settings()
+
+
+def test_dev_tokens_are_refused_outside_dev(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEARNFLOW_ENVIRONMENT", "prod")
+    monkeypatch.setenv("LEARNFLOW_POSTGRES__PASSWORD", "a-real-secret")
+    monkeypatch.setenv("LEARNFLOW_AUTH__DEV_TOKENS", "true")
+
+    with pytest.raises(ConfigurationError, match="LEARNFLOW_AUTH__DEV_TOKENS"):
+        Settings()
