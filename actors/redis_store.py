@@ -47,6 +47,7 @@ for _, zset in ipairs(doc.attempts) do
     redis.call('ZREMRANGEBYRANK', zset[1], 0, -doc.keep - 1)
 end
 redis.call('SET', doc.watermark_key, doc.watermark)
+redis.call('PUBLISH', doc.channel, doc.watermark)
 return #doc.states
 """
 
@@ -112,6 +113,7 @@ class RedisStateStore:
             "keep": self._attempts_kept,
             "watermark_key": keys.partition_checkpoint(batch.topic, batch.partition),
             "watermark": str(batch.last_offset),
+            "channel": keys.checkpoint_channel(batch.topic, batch.partition),
         }
         await self._save_batch(args=[orjson.dumps(document)])
 

@@ -32,3 +32,13 @@ def partition_checkpoint(topic: str, partition: int) -> str:
 def partition_stats(topic: str, partition: int) -> str:
     """Hash of the partition shard's figures (resident students, events applied, …)."""
     return f"partition:{{{topic}:{partition}}}:stats"
+
+
+def checkpoint_channel(topic: str, partition: int) -> str:
+    """Pub/sub channel on which each Redis checkpoint of ``topic[partition]`` announces its
+    offset (read-your-writes waits on it)."""
+    return f"partition:{{{topic}:{partition}}}:checkpointed"
+
+
+def checkpoint_channel_pattern(topic: str) -> str:
+    return f"partition:{{{topic}:*}}:checkpointed"

@@ -96,8 +96,12 @@ class ServeSettings(BaseModel):
     """``haproxy``: Serve's HAProxy mode with its throughput-optimized settings (Debian's
     haproxy forwards straight to the replicas: 2-3x the requests/s of Ray's Python proxy here);
     ``ray``: Ray's Python proxy. Takes effect when the Ray head starts."""
-    max_ongoing_requests: int = Field(default=64, ge=1, le=10_000)
-    """Requests one ingress replica works on at once (Serve's default of 5 queues the rest)."""
+    max_ongoing_requests: int = Field(default=512, ge=1, le=10_000)
+    """Requests one ingress replica works on at once (Serve's default of 5 queues the rest).
+    High, so that reads never wait behind submits: submits have a cap of their own."""
+    max_submits_in_flight: int = Field(default=16, ge=1, le=10_000)
+    """Submits one ingress replica has with the grader at once; one more is answered 503 with
+    ``Retry-After`` at once instead of queueing (and holding a request slot) for seconds."""
     rate_limit_per_minute: int = Field(default=100, ge=1)
     """Requests one student may make in any 60 s window, across all replicas."""
     idempotency_ttl_s: int = Field(default=86_400, ge=60)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,6 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Respons
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from fastapi.staticfiles import StaticFiles
 from pydantic import AfterValidator, BaseModel, Field
 
 from ingest.exceptions import DeliveryError
@@ -33,7 +32,14 @@ from serve.grading import catalog
 from serve.grading.sandbox import SandboxUnavailableError
 from serve.limits import IdempotencyConflictError
 from serve.request_size import RequestSizeLimit
-from serve.services import Grading, LocalGrading, OffsetBeyondEndError, Services
+from serve.services import (
+    GraderBusyError,
+    Grading,
+    LocalGrading,
+    OffsetBeyondEndError,
+    Services,
+)
+from serve.static import WebEditorFiles
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +166,14 @@ def _fail(status: int, reason: str, headers: dict[str, str] | None = None) -> JS
     return JSONResponse({"detail": reason}, status_code=status, headers=headers)
 
 
-def authorized(permission: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency: the verified, permitted, not revoked, not rate-limited caller."""
+def authorized(
+    permission: str, reads: Callable[[Services, str], Sequence[str]] | None = None
+) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the verified, permitted, not revoked, not rate-limited caller.
+
+    ``reads`` names Redis keys (for the caller's student id) to read in the same round trip as
+    the revocation and rate-limit checks; their values land in ``request.state.reads``.
+    """
 
     async def dependency(
         request: Request,
@@ -172,12 +184,14 @@ def authorized(permission: str) -> Callable[..., Awaitable[Principal]]:
             raise AuthError(401, "missing Authorization header (Bearer token)")
         principal = services.verifier().verify(credentials.credentials)
         principal.require(permission)
-        admission = await services.guard.admit(principal.student_id, principal.jti)
+        wanted = reads(services, principal.student_id) if reads is not None else ()
+        admission = await services.guard.admit(principal.student_id, principal.jti, wanted)
         if admission.revoked:
             raise AuthError(401, "token revoked")
         if not admission.admitted:
             raise RateLimitedError(admission.retry_after_s)
         request.state.rate_remaining = admission.remaining
+        request.state.reads = admission.reads
         return principal
 
     dependency.__name__ = f"requires_{permission.replace(':', '_')}"
@@ -192,6 +206,9 @@ class RateLimitedError(LearnFlowError):
 
 Submitter = Annotated[Principal, Depends(authorized("exercise:submit"))]
 Reader = Annotated[Principal, Depends(authorized("progress:read"))]
+ProgressReader = Annotated[
+    Principal, Depends(authorized("progress:read", reads=Services.progress_keys))
+]
 
 
 def create_api(settings: Settings, grading: Grading | None = None) -> FastAPI:
@@ -289,7 +306,8 @@ def create_api(settings: Settings, grading: Grading | None = None) -> FastAPI:
             response.headers["Idempotent-Replayed"] = "true"
             return AttemptResponse.model_validate(first)
         try:
-            grade = await services.grading.grade(exercise, body.code)
+            async with services.submits.admit():
+                grade = await services.grading.grade(exercise, body.code)
         except BaseException:
             await services.idempotency.release(principal.student_id, str(key))
             raise
@@ -342,18 +360,21 @@ def create_api(settings: Settings, grading: Grading | None = None) -> FastAPI:
     @v1.get("/progress", tags=["progress"])
     async def progress(
         request: Request,
-        principal: Reader,
+        principal: ProgressReader,
         min_offset: Annotated[
             int | None,
             Query(ge=0, description="Wait (bounded) until the attempt at this offset counts."),
         ] = None,
         timeout_s: Annotated[float | None, Query(gt=0, le=10)] = None,
     ) -> ProgressResponse:
-        """Mastery and level per component, from the caller's shard; if the shard cannot answer,
-        the Redis copy with ``stale: true``."""
+        """Mastery and level per component, as checkpointed (Redis); with ``min_offset``, once
+        that offset counts or the wait ends (``caught_up``)."""
         services: Services = request.app.state.services
         view = await services.progress(
-            principal.student_id, min_offset, timeout_s or settings.serve.progress_timeout_s
+            principal.student_id,
+            request.state.reads,
+            min_offset,
+            timeout_s or settings.serve.progress_timeout_s,
         )
         return ProgressResponse.model_validate(view)
 
@@ -435,6 +456,10 @@ def _install_error_handlers(api: FastAPI) -> None:
         )
         return _fail(422, f"invalid request: {problems}")
 
+    @api.exception_handler(GraderBusyError)
+    async def grader_busy(request: Request, err: GraderBusyError) -> JSONResponse:
+        return _fail(503, str(err), {"Retry-After": "1"})
+
     @api.exception_handler(SandboxUnavailableError)
     async def no_sandbox(request: Request, err: SandboxUnavailableError) -> JSONResponse:
         return _fail(503, f"grading unavailable: {err}", {"Retry-After": "30"})
@@ -453,4 +478,4 @@ def _install_error_handlers(api: FastAPI) -> None:
 def _mount_frontend(api: FastAPI, directory: Path | None) -> None:
     mimetypes.add_type("application/wasm", ".wasm")  # whatever the host's mime.types says
     if directory is not None and (directory / "index.html").exists():
-        api.mount("/", StaticFiles(directory=directory, html=True), name="frontend")
+        api.mount("/", WebEditorFiles(directory=directory, html=True), name="frontend")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,18 +15,21 @@ import asyncpg
 import orjson
 import ray
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from redis.exceptions import RedisError
 
 from actors import postgres_store, redis_store
 from actors.redis_store import RedisStateStore
 from actors.registry import shard_name
 from ingest.producer import AsyncEventProducer
-from learnflow import keyring, keys
+from learnflow import keyring, keys, state_codec
+from learnflow.deadline import Deadline
 from learnflow.exceptions import LearnFlowError
 from learnflow.partitioning import partition_for_student
 from learnflow.progress import progress_view
 from learnflow.settings import Settings
 from learnflow.student_state import StudentState
 from serve.auth import AuthError, TokenVerifier
+from serve.checkpoint_watch import CheckpointWatch
 from serve.grading import grader
 from serve.grading.catalog import Exercise
 from serve.grading.sandbox import SandboxUnavailableError
@@ -37,6 +41,32 @@ logger = logging.getLogger(__name__)
 
 class OffsetBeyondEndError(LearnFlowError):
     """A read-your-writes offset that no event has (yet) on the student's partition."""
+
+
+class GraderBusyError(LearnFlowError):
+    """Every grading place of this replica is taken: the client should retry shortly (503)."""
+
+
+class SubmitAdmission:
+    """At most ``limit`` submits of this replica with the grader at once; the next is refused
+    at once rather than queued, so a full grader costs a client one quick 503, not seconds."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self.in_flight = 0
+
+    @contextlib.asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        if self.in_flight >= self._limit:
+            raise GraderBusyError(
+                f"the grader is busy ({self.in_flight} submissions being graded); "
+                "retry in a second with the same Idempotency-Key"
+            )
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
 
 
 class Grading(Protocol):
@@ -79,6 +109,7 @@ class Services:
         self.redis = redis_store.connect(settings.redis)
         self._states = RedisStateStore(self.redis, settings.shards)
         self.guard = RequestGuard(self.redis, settings.serve.rate_limit_per_minute)
+        self.submits = SubmitAdmission(settings.serve.max_submits_in_flight)
         self.idempotency = IdempotencyStore(
             self.redis,
             settings.serve.idempotency_ttl_s,
@@ -90,6 +121,7 @@ class Services:
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self._shards: dict[int, Any] = {}
+        self.checkpoints = CheckpointWatch(self.redis, settings.redis, settings.kafka.events_topic)
         self._ends: dict[int, int] = {}
         self._watermarks = Consumer(
             {
@@ -124,29 +156,67 @@ class Services:
                 self._pool = await postgres_store.connect(self.settings.postgres, 4)
             return self._pool
 
-    async def progress(
-        self, student_id: str, min_offset: int | None, timeout_s: float
-    ) -> dict[str, Any]:
-        """From the student's shard (freshest); from Redis with ``stale: true`` if it can't."""
+    def progress_keys(self, student_id: str) -> tuple[str, str]:
+        """What a progress read needs from Redis: the student's state and its partition's
+        checkpoint offset (read with the request's admission, in the same round trip)."""
         partition = partition_for_student(student_id, self.settings.kafka.partitions)
-        if min_offset is not None:
+        topic = self.settings.kafka.events_topic
+        return keys.state(student_id), keys.partition_checkpoint(topic, partition)
+
+    async def progress(
+        self,
+        student_id: str,
+        saved: Sequence[bytes | None],
+        min_offset: int | None,
+        timeout_s: float,
+    ) -> dict[str, Any]:
+        """The student's progress from Redis, which every checkpoint writes before the shard's
+        memory moves on (so it is as fresh as the shard).
+
+        ``saved`` holds the values of :meth:`progress_keys`. With ``min_offset`` not yet
+        checkpointed, waits (at most ``timeout_s``) for the partition's checkpoint notification,
+        then reads again; ``caught_up`` says whether it came. If Redis fails while waiting, the
+        student's shard answers instead.
+        """
+        partition = partition_for_student(student_id, self.settings.kafka.partitions)
+        state_raw, mark_raw = saved
+        watermark = int(mark_raw) if mark_raw is not None else -1
+        caught_up = True
+        if min_offset is not None and watermark < min_offset:
             await self._check_offset_exists(partition, min_offset)
-        try:
-            shard = self._shard(partition)
-            view: dict[str, Any] = await asyncio.wait_for(
-                shard.get.remote(student_id, min_offset, timeout_s), timeout_s + 1.0
-            )
-            view["stale"] = False
-            return view
-        except (TimeoutError, ray.exceptions.RayError, ValueError, LearnFlowError) as err:
-            logger.info("progress of %s from Redis: shard-%d: %r", student_id, partition, err)
-            self._shards.pop(partition, None)
-        saved = await self._states.load([student_id])
-        state = saved.get(student_id) or StudentState(student_id)
+            try:
+                caught_up = await self.checkpoints.wait(
+                    partition, min_offset, Deadline.after(timeout_s)
+                )
+                if caught_up:
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for key in self.progress_keys(student_id):
+                            pipe.get(key)
+                        state_raw, mark_raw = await pipe.execute()
+                    watermark = int(mark_raw) if mark_raw is not None else -1
+            except RedisError as err:
+                logger.info("progress of %s from shard-%d: Redis: %r", student_id, partition, err)
+                return await self._progress_from_shard(student_id, min_offset, timeout_s)
+        state = state_codec.decode(state_raw) if state_raw else StudentState(student_id)
         view = progress_view(state, self.settings.mastery.thresholds())
         view.update(
-            partition=partition, partition_offset=None, caught_up=False, source="redis", stale=True
+            partition=partition,
+            partition_offset=watermark if watermark >= 0 else None,
+            caught_up=caught_up,
+            source="redis",
+            stale=False,
         )
+        return view
+
+    async def _progress_from_shard(
+        self, student_id: str, min_offset: int | None, timeout_s: float
+    ) -> dict[str, Any]:
+        partition = partition_for_student(student_id, self.settings.kafka.partitions)
+        shard = self._shard(partition)
+        view: dict[str, Any] = await asyncio.wait_for(
+            shard.get.remote(student_id, min_offset, timeout_s), timeout_s + 1.0
+        )
+        view["stale"] = False
         return view
 
     async def _check_offset_exists(self, partition: int, offset: int) -> None:
@@ -202,6 +272,7 @@ class Services:
         return rows
 
     async def close(self) -> None:
+        await self.checkpoints.close()
         await self.readiness.close()
         await self.redis.aclose()
         await asyncio.to_thread(self.producer.close)

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from learnflow import keyring
+from learnflow.events import attempt_event_id
 from learnflow.partitioning import partition_for_student
 from learnflow.settings import Settings
 
@@ -241,7 +242,7 @@ def test_retried_submit_returns_first_answer_and_one_event(
     assert retry.headers["Idempotent-Replayed"] == "true"
     assert retry.json() == first.json()
     assert high_watermark(settings, sid) == before + 1
-    assert first.json()["event"]["event_id"] == key
+    assert first.json()["event"]["event_id"] == str(attempt_event_id(sid, uuid.UUID(key)))
     conflict = submit(api, token, code=WRONG, key=key)
     assert conflict.status_code == 409 and "different" in conflict.json()["detail"]
     assert high_watermark(settings, sid) == before + 1
@@ -297,7 +298,7 @@ def test_read_your_writes_after_a_submit(
     offset = right["event"]["offset"]
     assert right["event"]["partition"] == partition_for_student(sid, settings.kafka.partitions)
     seen = api.get("/progress", params={"min_offset": offset}, headers=bearer(token)).json()
-    assert seen["caught_up"] and not seen["stale"] and seen["source"] == "shard"
+    assert seen["caught_up"] and not seen["stale"] and seen["source"] == "redis"
     assert seen["applied_offset"] == offset
     loops = seen["components"]["loops"]
     assert loops["attempts"] == 2 and loops["correct"] == 1
@@ -340,32 +341,59 @@ def test_dev_token_logs_a_student_in(api: httpx.Client) -> None:
     assert api.post("/dev/token", json={"student_id": "bad id!"}).status_code == 422
 
 
-def test_progress_falls_back_to_redis_when_the_shard_cannot_answer(
+def test_progress_comes_from_redis_as_fresh_as_the_shard(
     api: httpx.Client, settings: Settings, ring: keyring.KeyRing, ray_cluster: None
 ) -> None:
-    import asyncio
+    import ray
 
-    from serve.services import LocalGrading, Services
+    from actors.registry import shard_name
 
     sid = student()
     token = token_for(settings, ring, sid)
     offset = submit(api, token).json()["event"]["offset"]
-    fresh = api.get("/progress", params={"min_offset": offset}, headers=bearer(token)).json()
-    assert fresh["source"] == "shard" and fresh["caught_up"]
+    read = api.get("/progress", params={"min_offset": offset}, headers=bearer(token)).json()
+    assert read["source"] == "redis" and read["caught_up"] and not read["stale"]
+    assert read["applied_offset"] == offset and read["partition_offset"] >= offset
+    partition = partition_for_student(sid, settings.kafka.partitions)
+    shard = ray.get_actor(shard_name(settings, partition), namespace=settings.ray.namespace)
+    held = ray.get(shard.get.remote(sid))
+    assert read["components"] == held["components"]
+    assert read["applied_offset"] == held["applied_offset"]
 
-    # The same services pointed at a namespace with no shards: the saved copy, marked stale.
-    elsewhere = settings.model_copy(
-        update={"ray": settings.ray.model_copy(update={"namespace": "no-shards-here"})}
-    )
 
-    async def read() -> dict[str, Any]:
-        services = Services(elsewhere, LocalGrading(elsewhere))
+def test_a_checkpoint_notification_wakes_a_waiting_read(settings: Settings) -> None:
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from learnflow import keys
+    from learnflow.deadline import Deadline
+    from serve.checkpoint_watch import CheckpointWatch
+
+    topic = f"test.{uuid.uuid4().hex[:12]}"
+
+    async def scenario() -> tuple[bool, bool, bool, float]:
+        client = aioredis.Redis.from_url(settings.redis.url)
+        watch = CheckpointWatch(client, settings.redis, topic)
         try:
-            return await services.progress(sid, None, 1.0)
+            await client.set(keys.partition_checkpoint(topic, 3), 9)
+            already = await watch.wait(3, 9, Deadline.after(1.0))
+            began = time.monotonic()
+            waiting = asyncio.ensure_future(watch.wait(3, 12, Deadline.after(5.0)))
+            await asyncio.sleep(0.3)
+            await client.publish(keys.checkpoint_channel(topic, 3), 11)  # not far enough
+            await asyncio.sleep(0.1)
+            assert not waiting.done()
+            await client.publish(keys.checkpoint_channel(topic, 3), 12)
+            woke = await waiting
+            waited = time.monotonic() - began
+            never = await watch.wait(4, 1, Deadline.after(0.3))
+            return already, woke, never, waited
         finally:
-            await services.close()
+            await watch.close()
+            await client.delete(keys.partition_checkpoint(topic, 3))
+            await client.aclose()
 
-    stale = asyncio.run(read())
-    assert stale["stale"] is True and stale["source"] == "redis"
-    assert stale["components"] == fresh["components"]
-    assert stale["applied_offset"] == offset
+    already, woke, never, waited = asyncio.run(scenario())
+    assert already and woke and not never
+    assert waited < 2.0  # woken by the notification, not by the 5 s deadline
