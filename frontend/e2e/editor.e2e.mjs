@@ -192,3 +192,71 @@ test("a student edits, sees diagnostics, submits and watches mastery move", { ti
     console.log(`  screenshots:                    ${shots}`);
   }
 });
+
+test("a cold load transfers little, a reload almost nothing", { timeout: 120_000 }, async () => {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+    ],
+  });
+  const transferred = { cold: 0, reload: 0 };
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    // Every request of the page and its workers (the Ruff WASM loads in one), as sent over
+    // the wire: compressed bodies and headers; what came from the cache counts nothing.
+    let bytes = 0;
+    const pending = [];
+    context.on("requestfinished", (request) => {
+      pending.push(
+        request.sizes().then((sizes) => {
+          if (!request.response()) return;
+          bytes += sizes.responseBodySize + sizes.responseHeadersSize;
+        }),
+      );
+    });
+    const settled = async () => {
+      await Promise.all(pending.splice(0));
+      return bytes;
+    };
+    const editorReady = () =>
+      page.waitForFunction(() => (window.learnflowTimings?.diagnostics.length ?? 0) > 0, null, {
+        timeout: 30_000,
+      });
+
+    await page.goto(base + "/");
+    await page.getByLabel("Student id").fill(`e2e-${Date.now().toString(36)}`);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByRole("link", { name: "Sum from 1 to n" }).first().click();
+    await editorReady();
+    await page.waitForLoadState("networkidle");
+    transferred.cold = await settled();
+
+    bytes = 0;
+    await page.reload();
+    await editorReady();
+    await page.waitForLoadState("networkidle");
+    transferred.reload = await settled();
+
+    const asset = (await page.evaluate(() => performance.getEntriesByType("resource")))
+      .map((entry) => entry.name)
+      .find((name) => /\/assets\/index-.*\.js$/.test(name));
+    const head = await fetch(asset, { headers: { "Accept-Encoding": "br, gzip" } });
+    assert.equal(head.headers.get("cache-control"), "public, max-age=31536000, immutable");
+    assert.equal(head.headers.get("content-encoding"), "br");
+    const index = await fetch(base + "/");
+    assert.equal(index.headers.get("cache-control"), "no-cache");
+    assert.ok(transferred.cold < 5_000_000, `cold load transferred ${transferred.cold} bytes`);
+    assert.ok(transferred.reload < 100_000, `reload transferred ${transferred.reload} bytes`);
+  } finally {
+    await browser.close();
+    console.log("\nweb editor transfer (headless Chromium, login to first diagnostics):");
+    console.log(`  cold load: ${(transferred.cold / 1e6).toFixed(2)} MB (target <= 5 MB)`);
+    console.log(`  reload:    ${(transferred.reload / 1e3).toFixed(1)} KB (target <= 100 KB)`);
+  }
+});

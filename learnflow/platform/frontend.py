@@ -34,6 +34,7 @@ def _stamp(paths: list[Path]) -> str:
 def _sources() -> list[Path]:
     files = [ROOT / name for name in _SOURCES if (ROOT / name).exists()]
     files += [p for p in (ROOT / "src").rglob("*") if p.is_file() and p.name != "schema.ts"]
+    files += [p for p in (ROOT / "scripts").rglob("*") if p.is_file()]
     return files
 
 
