@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import marshal
 import os
 import shutil
 import signal
@@ -166,7 +167,8 @@ async def run(
             transports.append(read_transport)
         stdin, _ = await loop.connect_write_pipe(asyncio.Protocol, process.stdin)
         transports.append(stdin)
-        stdin.write(json.dumps({**spec, "results_fd": write_end}).encode())
+        # marshal: the runner reads it without importing json (see runner.py)
+        stdin.write(marshal.dumps({**spec, "results_fd": write_end}))
         stdin.close()  # after what is buffered is written
 
         overflow = asyncio.Event()
