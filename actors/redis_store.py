@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -18,16 +19,34 @@ from learnflow.settings import RedisSettings, ShardSettings
 from learnflow.student_state import StudentState
 
 
-def connect(settings: RedisSettings, socket_timeout_s: float | None = None) -> aioredis.Redis:
-    """An asyncio client that survives a Redis restart: a dead pooled connection is retried."""
-    return aioredis.Redis.from_url(
+def connect(
+    settings: RedisSettings,
+    socket_timeout_s: float | None = None,
+    max_connections: int | None = None,
+) -> aioredis.Redis:
+    """An asyncio client that survives a Redis restart: a dead pooled connection is retried.
+
+    With ``max_connections``, a request finding every connection busy waits for one (up to the
+    socket timeout) instead of failing: what a server under a burst of requests needs.
+    """
+    options: dict[str, Any] = {
+        "password": settings.password.get_secret_value() if settings.password else None,
+        "socket_timeout": socket_timeout_s or settings.socket_timeout_s,
+        "socket_connect_timeout": settings.socket_timeout_s,
+        "health_check_interval": 5,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+    if max_connections is None:
+        return aioredis.Redis.from_url(settings.url, **options)
+    pool = aioredis.BlockingConnectionPool.from_url(
         settings.url,
-        password=settings.password.get_secret_value() if settings.password else None,
-        socket_timeout=socket_timeout_s or settings.socket_timeout_s,
-        socket_connect_timeout=settings.socket_timeout_s,
-        health_check_interval=5,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        max_connections=max_connections,
+        timeout=settings.socket_timeout_s,
+        **{k: v for k, v in options.items() if k not in ("retry", "retry_on_error")},
+    )
+    return aioredis.Redis(
+        connection_pool=pool, retry=options["retry"], retry_on_error=options["retry_on_error"]
     )
 
 

@@ -22,6 +22,9 @@ from serve.services import ServeGrading, grader_lock_dir
 logger = logging.getLogger(__name__)
 
 INGEST_APP = "ingest"
+_QUIET = {"enable_access_log": False}
+"""Serve writes an access-log line per request by default: CPU on every read. HAProxy's
+metrics (port 9101) count the requests; errors are still logged."""
 
 
 @ray_serve.deployment(name="Grader")
@@ -66,6 +69,7 @@ def build_application(settings: Settings) -> Any:
             num_replicas=settings.grader.replicas,
             max_ongoing_requests=settings.grader.slots * 4,
             ray_actor_options={"num_cpus": settings.grader.num_cpus},
+            logging_config=_QUIET,
         )
         .bind(settings)
     )
@@ -75,6 +79,7 @@ def build_application(settings: Settings) -> Any:
             num_replicas=settings.serve.ingress_replicas,
             max_ongoing_requests=settings.serve.max_ongoing_requests,
             ray_actor_options={"num_cpus": settings.serve.ingress_num_cpus},
+            logging_config=_QUIET,
         )
         .bind(settings, grading)
     )

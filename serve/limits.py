@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from learnflow import keys
 from learnflow.exceptions import LearnFlowError
@@ -63,21 +64,36 @@ class Admission:
 
 
 class RequestGuard:
-    """Revocation and rate limit of one request in a single Redis round trip."""
+    """Revocation and rate limit of one request (and any reads) in a single Redis round trip.
+
+    The rate-limit script is called by its SHA inside the pipeline: redis-py's registered
+    scripts add a ``SCRIPT EXISTS`` round trip to every pipeline that carries one. If Redis
+    lost its script cache (a restart), the script is loaded again and the request retried once.
+    """
 
     def __init__(self, client: aioredis.Redis, per_minute: int) -> None:
         self._redis = client
         self._per_minute = per_minute
-        self._script = client.register_script(_RATE_LIMIT)
+        self._sha = hashlib.sha1(_RATE_LIMIT.encode()).hexdigest()  # noqa: S324 - Redis's id
 
     async def admit(self, student_id: str, jti: str, reads: Sequence[str] = ()) -> Admission:
         """Revocation, the rate limit and a GET of each of ``reads``, in one round trip."""
+        try:
+            return await self._admit(student_id, jti, reads)
+        except NoScriptError:
+            await self._redis.script_load(_RATE_LIMIT)
+            return await self._admit(student_id, jti, reads)
+
+    async def _admit(self, student_id: str, jti: str, reads: Sequence[str]) -> Admission:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.exists(revoked_key(jti))
-            await self._script(
-                keys=[rate_limit_key(student_id)],
-                args=[self._per_minute, _WINDOW_MS, uuid.uuid4().hex],
-                client=pipe,
+            pipe.evalsha(
+                self._sha,
+                1,
+                rate_limit_key(student_id),
+                self._per_minute,
+                _WINDOW_MS,
+                uuid.uuid4().hex,
             )
             for key in reads:
                 pipe.get(key)

@@ -38,6 +38,9 @@ from serve.readiness import Readiness
 
 logger = logging.getLogger(__name__)
 
+_REDIS_CONNECTIONS = 64
+"""Per API process: requests beyond wait for a connection (Redis answers in microseconds)."""
+
 
 class OffsetBeyondEndError(LearnFlowError):
     """A read-your-writes offset that no event has (yet) on the student's partition."""
@@ -106,7 +109,7 @@ class Services:
         self.settings = settings
         self.grading = grading
         self.readiness = Readiness(settings)
-        self.redis = redis_store.connect(settings.redis)
+        self.redis = redis_store.connect(settings.redis, max_connections=_REDIS_CONNECTIONS)
         self._states = RedisStateStore(self.redis, settings.shards)
         self.guard = RequestGuard(self.redis, settings.serve.rate_limit_per_minute)
         self.submits = SubmitAdmission(settings.serve.max_submits_in_flight)
