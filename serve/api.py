@@ -27,7 +27,9 @@ from learnflow.events import AttemptGraded, attempt_event_id
 from learnflow.exceptions import LearnFlowError
 from learnflow.settings import Settings
 from learnflow.students import StudentId
+from serve.access import RateLimitedError, admit
 from serve.auth import AuthError, Principal
+from serve.fast_reads import ProgressReads
 from serve.grading import catalog
 from serve.grading.sandbox import SandboxUnavailableError
 from serve.limits import IdempotencyConflictError
@@ -167,7 +169,7 @@ def _fail(status: int, reason: str, headers: dict[str, str] | None = None) -> JS
 
 
 def authorized(
-    permission: str, reads: Callable[[Services, str], Sequence[str]] | None = None
+    permission: str, reads: Callable[[Services], Callable[[str], Sequence[str]]] | None = None
 ) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the verified, permitted, not revoked, not rate-limited caller.
 
@@ -180,34 +182,20 @@ def authorized(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         services: Services = request.app.state.services
-        if credentials is None:
-            raise AuthError(401, "missing Authorization header (Bearer token)")
-        principal = services.verifier().verify(credentials.credentials)
-        principal.require(permission)
-        wanted = reads(services, principal.student_id) if reads is not None else ()
-        admission = await services.guard.admit(principal.student_id, principal.jti, wanted)
-        if admission.revoked:
-            raise AuthError(401, "token revoked")
-        if not admission.admitted:
-            raise RateLimitedError(admission.retry_after_s)
-        request.state.rate_remaining = admission.remaining
-        request.state.reads = admission.reads
-        return principal
+        token = credentials.credentials if credentials is not None else None
+        access = await admit(services, token, permission, reads(services) if reads else None)
+        request.state.rate_remaining = access.remaining
+        request.state.reads = access.reads
+        return access.principal
 
     dependency.__name__ = f"requires_{permission.replace(':', '_')}"
     return dependency
 
 
-class RateLimitedError(LearnFlowError):
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__(retry_after_s)
-        self.retry_after_s = retry_after_s
-
-
 Submitter = Annotated[Principal, Depends(authorized("exercise:submit"))]
 Reader = Annotated[Principal, Depends(authorized("progress:read"))]
 ProgressReader = Annotated[
-    Principal, Depends(authorized("progress:read", reads=Services.progress_keys))
+    Principal, Depends(authorized("progress:read", reads=lambda s: s.progress_keys))
 ]
 
 
@@ -231,6 +219,7 @@ def create_api(settings: Settings, grading: Grading | None = None) -> FastAPI:
         description="Programming exercises, sandboxed grading and live mastery per skill.",
     )
     _install_error_handlers(api)
+    api.add_middleware(ProgressReads)
     api.add_middleware(RequestSizeLimit)
     v1 = APIRouter(prefix="/api/v1", responses=ERRORS)
 

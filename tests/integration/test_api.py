@@ -397,3 +397,64 @@ def test_a_checkpoint_notification_wakes_a_waiting_read(settings: Settings) -> N
     already, woke, never, waited = asyncio.run(scenario())
     assert already and woke and not never
     assert waited < 2.0  # woken by the notification, not by the 5 s deadline
+
+
+def test_progress_reads_answer_like_the_documented_route(
+    api: httpx.Client, settings: Settings, ring: keyring.KeyRing
+) -> None:
+    from serve.api import ProgressResponse
+
+    sid = student()
+    token = token_for(settings, ring, sid)
+    offset = submit(api, token).json()["event"]["offset"]
+    fast = api.get("/progress", params={"min_offset": offset}, headers=bearer(token))
+    assert fast.status_code == 200 and fast.headers["content-type"] == "application/json"
+    body = fast.json()
+    assert ProgressResponse.model_validate(body).model_dump() == body
+    # A query the fast path leaves to the route: the route's own validation answers.
+    refused = api.get("/progress", params={"min_offset": "x"}, headers=bearer(token))
+    assert refused.status_code == 422 and "min_offset" in refused.json()["detail"]
+    unknown = api.get("/progress", params={"min_offset": offset, "x": 1}, headers=bearer(token))
+    assert unknown.status_code == 200 and unknown.json()["applied_offset"] == offset
+    # Every refusal reads as the route's would.
+    anonymous = api.get("/progress")
+    assert anonymous.status_code == 401 and "Authorization" in anonymous.json()["detail"]
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    writer = token_for(settings, ring, sid, permissions=["exercise:submit"])
+    forbidden = api.get("/progress", headers=bearer(writer))
+    assert forbidden.status_code == 403 and "progress:read" in forbidden.json()["detail"]
+
+
+def test_a_full_grader_answers_503_at_once_and_reads_never_wait_behind_it(
+    api: httpx.Client, settings: Settings, ring: keyring.KeyRing
+) -> None:
+    import concurrent.futures
+
+    limit = settings.serve.max_submits_in_flight
+    token = token_for(settings, ring, student())
+    sleeper = "import time\ndef sum_to(n):\n    time.sleep(60)\n"
+    finished: list[tuple[str, float, httpx.Response]] = []
+
+    def slow_submit() -> None:
+        with httpx.Client(base_url=api.base_url, timeout=120) as own:
+            answer = submit(own, token, code=sleeper)
+        finished.append(("submit", time.monotonic(), answer))
+
+    with concurrent.futures.ThreadPoolExecutor(limit + 8) as pool:
+        pending = [pool.submit(slow_submit) for _ in range(limit + 8)]
+        time.sleep(1.0)  # every slot taken, the rest refused
+        read = api.get("/progress", headers=bearer(token))
+        listing = api.get("/exercises")
+        page = httpx.get(f"{settings.serve.url}/", timeout=30)
+        reads_done = time.monotonic()
+        for future in pending:
+            future.result()
+    assert read.status_code == 200 and listing.status_code == 200 and page.status_code == 200
+    graded = [(at, r) for _, at, r in finished if r.status_code == 201]
+    refused = [(at, r) for _, at, r in finished if r.status_code == 503]
+    assert len(graded) == limit and len(refused) == 8, [r.status_code for *_, r in finished]
+    assert all(r.json()["status"] == "time limit exceeded" for _, r in graded)
+    assert all(r.headers["Retry-After"] == "1" and "busy" in r.json()["detail"] for _, r in refused)
+    # The refusals came back before any grade, and the reads before the grades too.
+    assert max(at for at, _ in refused) < min(at for at, _ in graded)
+    assert reads_done < min(at for at, _ in graded)
