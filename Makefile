@@ -6,7 +6,7 @@ LEARNFLOW := $(BIN)/learnflow
 PYTEST := $(BIN)/python -m pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap up down status test test-unit test-integration lint bench bench-mastery bench-ingest bench-api loadtest
+.PHONY: help bootstrap up down status test test-unit test-integration lint bench bench-mastery bench-ingest bench-api loadtest vegeta
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -45,14 +45,20 @@ bench-mastery: bootstrap ## BKT fit vs pyBKT 1.4.3 (C++): fit time, AUC, log-los
 bench-ingest: up ## Ingest path vs a bare Kafka consumer: events/s, latency p50/p99, recovery
 	@$(BIN)/python -m benchmarks.ingest
 
-bench-api: up ## Serve vs uvicorn on GET /progress, JWT verification cost, grader overhead
+bench-api: up vegeta ## GET /progress and POST /attempts at fixed rates vs a floor app; JWT and grader costs
 	@$(BIN)/python -m benchmarks.api
 
-LOADTEST_USERS ?= 20
-LOADTEST_TIME ?= 60s
-loadtest: up ## Locust students against the local stack, headless; reports in .run/loadtest/
+VEGETA := .run/go/bin/vegeta
+vegeta: $(VEGETA) ## Build vegeta v12.13.0 (fixed-rate HTTP load) from the Go module proxy
+$(VEGETA):
+	@command -v go >/dev/null || { echo "error: bench-api needs Go to build vegeta (apt-get install golang)"; exit 1; }
+	GOPATH=$(CURDIR)/.run/go GOFLAGS=-mod=mod go install github.com/tsenart/vegeta/v12@v12.13.0
+
+STUDENTS ?= 100
+DURATION ?= 60s
+loadtest: up ## Locust students at a student's pace (STUDENTS=1000 DURATION=3m); reports in .run/loadtest/
 	@mkdir -p .run/loadtest
 	$(BIN)/locust -f loadtests/locustfile.py --headless --host http://127.0.0.1:8000 \
-		--users $(LOADTEST_USERS) --spawn-rate 5 --run-time $(LOADTEST_TIME) --stop-timeout 10 \
+		--users $(STUDENTS) --spawn-rate 50 --run-time $(DURATION) --stop-timeout 10 \
 		--csv .run/loadtest/locust --html .run/loadtest/report.html --only-summary
 	@echo "reports: .run/loadtest/locust_stats.csv, .run/loadtest/report.html"
