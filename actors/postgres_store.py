@@ -164,6 +164,21 @@ class PostgresHistoryStore:
             )
         return found
 
+    async def weekly(
+        self, student_id: str, since_year: int, since_week: int
+    ) -> Sequence[asyncpg.Record]:
+        """The student's weekly aggregates from ISO week (``since_year``, ``since_week``) on,
+        newest first: component, iso_year, iso_week, attempts, correct, p_mastered."""
+        rows: Sequence[asyncpg.Record] = await self._pool.fetch(
+            "SELECT component, iso_year, iso_week, attempts, correct, p_mastered "
+            "FROM weekly_mastery WHERE student_id = $1 AND (iso_year, iso_week) >= ($2, $3) "
+            "ORDER BY iso_year DESC, iso_week DESC, component",
+            student_id,
+            since_year,
+            since_week,
+        )
+        return rows
+
     async def students_after(self, partition: int, offset: int) -> list[str]:
         """Students with events recorded on ``partition`` above ``offset``."""
         rows = await self._pool.fetch(

@@ -136,6 +136,12 @@ class RedisStateStore:
         }
         await self._save_batch(args=[orjson.dumps(document)])
 
+    async def latest_attempts(self, student_id: str, exercise_id: str) -> list[dict[str, Any]]:
+        """The student's latest attempts at one exercise (as the checkpoints saved them),
+        newest first."""
+        raw = await self._redis.zrevrange(keys.attempts(student_id, exercise_id), 0, -1)
+        return [orjson.loads(item) for item in raw if isinstance(item, bytes | str)]
+
     async def publish_stats(self, topic: str, partition: int, figures: dict[str, int]) -> None:
         await self._redis.hset(keys.partition_stats(topic, partition), mapping=figures)  # type: ignore[arg-type]
 

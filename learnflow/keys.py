@@ -24,6 +24,16 @@ def idempotency(student_id: str, request_id: str) -> str:
     return f"student:{{{student_id}}}:idempotency:{request_id}"
 
 
+def rate_limit(student_id: str) -> str:
+    """Sorted set of the student's request times in the last minute (the rate limit)."""
+    return f"student:{{{student_id}}}:ratelimit"
+
+
+def revoked_token(jti: str) -> str:
+    """Set while the token with this ``jti`` is revoked (until it would have expired)."""
+    return f"auth:revoked:{jti}"
+
+
 def partition_checkpoint(topic: str, partition: int) -> str:
     """The last offset of ``topic[partition]`` whose students are all saved in Redis."""
     return f"partition:{{{topic}:{partition}}}:checkpoint"

@@ -9,17 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from learnflow.exceptions import LearnFlowError
 from serve.auth import AuthError, Principal
+from serve.exceptions import RateLimitedError
 from serve.services import Services
-
-
-class RateLimitedError(LearnFlowError):
-    """The student made more requests in the last minute than allowed (429)."""
-
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__(retry_after_s)
-        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True, slots=True)

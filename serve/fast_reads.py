@@ -4,9 +4,10 @@ Progress is the read every student's page makes every few seconds. Profiled on a
 reads/s, route matching, dependency solving, two response-model validations and the middleware
 layers of FastAPI cost several times the read itself (one Redis round trip and a JSON dump). This
 ASGI middleware answers that one path directly: the same checks (``serve.access.admit``), the
-same answer (``Services.progress``) and the same errors (the app's own exception handlers) as the
-documented route in ``serve/api.py``, which stays for OpenAPI and takes every request this path
-does not (a query it would refuse, for instance, so the route's 422 explains it).
+same answer (``Services.progress``) and the same errors (the app's own exception handlers) as
+the documented route in ``serve/routes/progress.py``, which stays for OpenAPI and takes every
+request this path does not (a query it would refuse, for instance, so the route's 422 explains
+it).
 """
 
 from __future__ import annotations

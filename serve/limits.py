@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from learnflow import keys
-from learnflow.exceptions import LearnFlowError
+from serve.exceptions import IdempotencyConflictError
 
 _WINDOW_MS = 60_000
 
@@ -43,14 +43,6 @@ redis.call('ZADD', KEYS[1], now, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], window)
 return {1, limit - count - 1}
 """
-
-
-def revoked_key(jti: str) -> str:
-    return f"auth:revoked:{jti}"
-
-
-def rate_limit_key(student_id: str) -> str:
-    return f"student:{{{student_id}}}:ratelimit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +78,11 @@ class RequestGuard:
 
     async def _admit(self, student_id: str, jti: str, reads: Sequence[str]) -> Admission:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.exists(revoked_key(jti))
+            pipe.exists(keys.revoked_token(jti))
             pipe.evalsha(
                 self._sha,
                 1,
-                rate_limit_key(student_id),
+                keys.rate_limit(student_id),
                 self._per_minute,
                 _WINDOW_MS,
                 uuid.uuid4().hex,
@@ -106,14 +98,7 @@ class RequestGuard:
 
 
 async def revoke(client: aioredis.Redis, jti: str, ttl_s: int) -> None:
-    await client.set(revoked_key(jti), "1", ex=ttl_s)
-
-
-class IdempotencyConflictError(LearnFlowError):
-    def __init__(self, reason: str, retry_after_s: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after_s = retry_after_s
+    await client.set(keys.revoked_token(jti), "1", ex=ttl_s)
 
 
 class IdempotencyStore:

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
-import orjson
 import ray
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from redis.exceptions import RedisError
 
 from actors import postgres_store, redis_store
+from actors.postgres_store import PostgresHistoryStore
 from actors.redis_store import RedisStateStore
 from actors.registry import shard_name
 from ingest.producer import AsyncEventProducer
@@ -30,6 +30,7 @@ from learnflow.settings import Settings
 from learnflow.student_state import StudentState
 from serve.auth import AuthError, TokenVerifier
 from serve.checkpoint_watch import CheckpointWatch
+from serve.exceptions import GraderBusyError, OffsetBeyondEndError
 from serve.grading import grader
 from serve.grading.catalog import Exercise
 from serve.grading.sandbox import SandboxUnavailableError
@@ -40,14 +41,6 @@ logger = logging.getLogger(__name__)
 
 _REDIS_CONNECTIONS = 64
 """Per API process: requests beyond wait for a connection (Redis answers in microseconds)."""
-
-
-class OffsetBeyondEndError(LearnFlowError):
-    """A read-your-writes offset that no event has (yet) on the student's partition."""
-
-
-class GraderBusyError(LearnFlowError):
-    """Every grading place of this replica is taken: the client should retry shortly (503)."""
 
 
 class SubmitAdmission:
@@ -153,11 +146,12 @@ class Services:
             self._ring = (now, ring)
         return self._ring[1]
 
-    async def history_pool(self) -> asyncpg.Pool:
+    async def history(self) -> PostgresHistoryStore:
+        """The attempt history, connected on first use."""
         async with self._pool_lock:
             if self._pool is None:
                 self._pool = await postgres_store.connect(self.settings.postgres, 4)
-            return self._pool
+            return PostgresHistoryStore(self._pool)
 
     def progress_keys(self, student_id: str) -> tuple[str, str]:
         """What a progress read needs from Redis: the student's state and its partition's
@@ -246,8 +240,7 @@ class Services:
 
     async def attempts(self, student_id: str, exercise_id: str) -> list[dict[str, Any]]:
         """The student's latest attempts at one exercise, newest first."""
-        raw = await self.redis.zrevrange(keys.attempts(student_id, exercise_id), 0, -1)
-        return [orjson.loads(item) for item in raw if isinstance(item, bytes | str)]
+        return await self._states.latest_attempts(student_id, exercise_id)
 
     def _shard(self, partition: int) -> Any:
         handle = self._shards.get(partition)
@@ -263,16 +256,8 @@ class Services:
     async def weekly(self, student_id: str, weeks: int) -> Sequence[asyncpg.Record]:
         """Weekly aggregates of the last ``weeks`` ISO weeks, newest first."""
         since = (datetime.now(UTC) - timedelta(weeks=weeks - 1)).isocalendar()
-        pool = await self.history_pool()
-        rows: Sequence[asyncpg.Record] = await pool.fetch(
-            "SELECT component, iso_year, iso_week, attempts, correct, p_mastered "
-            "FROM weekly_mastery WHERE student_id = $1 AND (iso_year, iso_week) >= ($2, $3) "
-            "ORDER BY iso_year DESC, iso_week DESC, component",
-            student_id,
-            since.year,
-            since.week,
-        )
-        return rows
+        history = await self.history()
+        return await history.weekly(student_id, since.year, since.week)
 
     async def close(self) -> None:
         await self.checkpoints.close()

@@ -402,7 +402,7 @@ def test_a_checkpoint_notification_wakes_a_waiting_read(settings: Settings) -> N
 def test_progress_reads_answer_like_the_documented_route(
     api: httpx.Client, settings: Settings, ring: keyring.KeyRing
 ) -> None:
-    from serve.api import ProgressResponse
+    from serve.wire import ProgressResponse
 
     sid = student()
     token = token_for(settings, ring, sid)

@@ -1,0 +1,63 @@
+"""Typed dependencies of the API's routes: the services, the catalog, the permitted caller."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from serve.access import admit
+from serve.auth import Principal
+from serve.grading.catalog import Exercise
+from serve.services import Services
+
+_bearer = HTTPBearer(auto_error=False, description="RS256 JWT from `learnflow token`")
+
+
+def services_of(request: Request) -> Services:
+    """What the app's lifespan opened for this process."""
+    services: Services = request.app.state.services
+    return services
+
+
+def catalog_of(request: Request) -> dict[str, Exercise]:
+    exercises: dict[str, Exercise] = request.app.state.exercises
+    return exercises
+
+
+ServicesDep = Annotated[Services, Depends(services_of)]
+Catalog = Annotated[dict[str, Exercise], Depends(catalog_of)]
+
+
+def authorized(
+    permission: str, reads: Callable[[Services], Callable[[str], Sequence[str]]] | None = None
+) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the verified, permitted, not revoked, not rate-limited caller.
+
+    ``reads`` names Redis keys (for the caller's student id) to read in the same round trip as
+    the revocation and rate-limit checks; their values land in ``request.state.reads``.
+    """
+
+    async def dependency(
+        request: Request,
+        services: ServicesDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        token = credentials.credentials if credentials is not None else None
+        access = await admit(services, token, permission, reads(services) if reads else None)
+        request.state.rate_remaining = access.remaining
+        request.state.reads = access.reads
+        return access.principal
+
+    dependency.__name__ = f"requires_{permission.replace(':', '_')}"
+    return dependency
+
+
+Submitter = Annotated[Principal, Depends(authorized("exercise:submit"))]
+Reader = Annotated[Principal, Depends(authorized("progress:read"))]
+ProgressReader = Annotated[
+    Principal, Depends(authorized("progress:read", reads=lambda s: s.progress_keys))
+]
+"""A reader whose state and partition checkpoint come with the admission's round trip."""
