@@ -39,15 +39,11 @@ def connect(
     }
     if max_connections is None:
         return aioredis.Redis.from_url(settings.url, **options)
+    # The retry settings go to the pool's connections: a client given a pool leaves them out.
     pool = aioredis.BlockingConnectionPool.from_url(
-        settings.url,
-        max_connections=max_connections,
-        timeout=settings.socket_timeout_s,
-        **{k: v for k, v in options.items() if k not in ("retry", "retry_on_error")},
+        settings.url, max_connections=max_connections, timeout=settings.socket_timeout_s, **options
     )
-    return aioredis.Redis(
-        connection_pool=pool, retry=options["retry"], retry_on_error=options["retry_on_error"]
-    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 # One batch in one script: atomic like MULTI/EXEC, but a single command on the wire instead of

@@ -458,3 +458,21 @@ def test_a_full_grader_answers_503_at_once_and_reads_never_wait_behind_it(
     # The refusals came back before any grade, and the reads before the grades too.
     assert max(at for at, _ in refused) < min(at for at, _ in graded)
     assert reads_done < min(at for at, _ in graded)
+
+
+def test_the_api_rides_over_redis_dropping_its_connections(
+    api: httpx.Client, settings: Settings, ring: keyring.KeyRing, redis_client: Any
+) -> None:
+    token = token_for(settings, ring, student())
+    assert api.get("/progress", headers=bearer(token)).status_code == 200
+    time.sleep(6)  # past the pool's health-check interval: the next use pings first
+    redis_client.client_kill_filter(_type="normal", skipme=True)  # as a Redis restart does
+    for _ in range(3):
+        again = api.get("/progress", headers=bearer(token))
+        assert again.status_code == 200, again.text
+        assert (
+            api.get(
+                "/attempts", params={"exercise_id": "sum-to-n"}, headers=bearer(token)
+            ).status_code
+            == 200
+        )
