@@ -60,13 +60,8 @@ async function waitForDiagnostics(page, after, predicate) {
 const hasError = (e) => e.markers.some((m) => m.severity === 8);
 const noError = (e) => !e.markers.some((m) => m.severity === 8);
 
-async function pMastered(page, component) {
-  const text = await page.getByTestId(`p-${component}`).textContent();
-  return Number.parseFloat(text);
-}
-
-test("a student edits, sees diagnostics, submits and watches mastery move", { timeout: 180_000 }, async () => {
-  const browser = await chromium.launch({
+function launch() {
+  return chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: [
       "--headless",
@@ -76,6 +71,15 @@ test("a student edits, sees diagnostics, submits and watches mastery move", { ti
       "--disable-component-update",
     ],
   });
+}
+
+async function pMastered(page, component) {
+  const text = await page.getByTestId(`p-${component}`).textContent();
+  return Number.parseFloat(text);
+}
+
+test("a student edits, sees diagnostics, submits and watches mastery move", { timeout: 180_000 }, async () => {
+  const browser = await launch();
   const figures = {};
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -194,16 +198,7 @@ test("a student edits, sees diagnostics, submits and watches mastery move", { ti
 });
 
 test("a cold load transfers little, a reload almost nothing", { timeout: 120_000 }, async () => {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-    ],
-  });
+  const browser = await launch();
   const transferred = { cold: 0, reload: 0 };
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });

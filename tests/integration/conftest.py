@@ -11,10 +11,12 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import asyncpg
+import httpx
 import pytest
 import redis
 
 from ingest import topics
+from learnflow import keyring
 from learnflow.deadline import Deadline
 from learnflow.platform import ray as local_ray
 from learnflow.platform import stack
@@ -56,6 +58,19 @@ def ray_cluster(settings: Settings) -> Iterator[None]:
     ray.init(address=settings.ray.address, namespace=settings.ray.namespace, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def api(settings: Settings) -> Iterator[httpx.Client]:
+    """A client of the running API's ``/api/v1``."""
+    with httpx.Client(base_url=f"{settings.serve.url}/api/v1", timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def ring(settings: Settings) -> keyring.KeyRing:
+    """The local JWT key set, to mint tokens as ``learnflow token`` does."""
+    return keyring.load(settings.auth.keys_dir)
 
 
 @pytest.fixture

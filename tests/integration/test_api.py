@@ -6,12 +6,10 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import jwt
-import pytest
 from confluent_kafka import Consumer, TopicPartition
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -23,17 +21,6 @@ from learnflow.settings import Settings
 
 SOLUTION = "def sum_to(n):\n    return n * (n + 1) // 2\n"
 WRONG = "def sum_to(n):\n    return n\n"
-
-
-@pytest.fixture(scope="module")
-def api(settings: Settings) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{settings.serve.url}/api/v1", timeout=30) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def ring(settings: Settings) -> keyring.KeyRing:
-    return keyring.load(settings.auth.keys_dir)
 
 
 def student() -> str:

@@ -441,17 +441,6 @@ def submit(
     )
 
 
-@pytest.fixture(scope="module")
-def api(settings: Settings) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{settings.serve.url}/api/v1", timeout=30) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def ring(settings: Settings) -> keyring.KeyRing:
-    return keyring.load(settings.auth.keys_dir)
-
-
 @pytest.fixture
 def token(settings: Settings, ring: keyring.KeyRing) -> str:
     return keyring.mint(ring, settings.auth, student())[0]
