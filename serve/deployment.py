@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any, cast
 
@@ -58,7 +59,11 @@ class ApiIngress:
         self._grading = ServeGrading(grader_handle)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_api(self._settings, self._grading)
+        app = create_api(self._settings, self._grading)
+        # What is loaded by now lives as long as the replica: out of the collector's full
+        # passes, which otherwise walk every module and model on the request path.
+        gc.freeze()
+        return app
 
 
 def build_application(settings: Settings) -> Any:
