@@ -16,13 +16,15 @@ from serve.services import Services
 _bearer = HTTPBearer(auto_error=False, description="RS256 JWT from `learnflow token`")
 
 
-def services_of(request: Request) -> Services:
+# Async, though they await nothing: FastAPI runs a plain ``def`` dependency in a worker thread,
+# a thread hop on every request.
+async def services_of(request: Request) -> Services:
     """What the app's lifespan opened for this process."""
     services: Services = request.app.state.services
     return services
 
 
-def catalog_of(request: Request) -> dict[str, Exercise]:
+async def catalog_of(request: Request) -> dict[str, Exercise]:
     exercises: dict[str, Exercise] = request.app.state.exercises
     return exercises
 
