@@ -23,6 +23,10 @@ N_STATS = 10
 #   6 Σγ(unlearned)·correct  7 Σγ(unlearned)                -> p_guess
 #   8 Σγ(learned)·wrong      9 Σγ(learned)                  -> p_slip
 
+_TINY = 1e-300
+"""Floor of the rescaled backward weights: a state the future rules out keeps a trace, so the
+two states' weights never both vanish."""
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 ObsArray = npt.NDArray[np.int8]
@@ -88,12 +92,19 @@ def e_step(
             g0 = x00 + x01
             g1 = x10 + x11
             total = g0 + g1
-            g0 /= total
-            g1 /= total
-            stats[2] += x01 / total
-            stats[3] += g0
-            stats[4] += x10 / total
-            stats[5] += g1
+            if total > 0.0:
+                g0 /= total
+                g1 /= total
+                stats[2] += x01 / total
+                stats[3] += g0
+                stats[4] += x10 / total
+                stats[5] += g1
+            else:
+                # The past (alpha exactly 0 or 1 in floating point) and the future (beta
+                # exactly 0 for the other state) disagree beyond what doubles can hold: keep
+                # the forward posterior for this step and count no transition.
+                g1 = at
+                g0 = 1.0 - at
             c = obs[a + t]
             stats[6] += g0 * c
             stats[7] += g0
@@ -101,6 +112,14 @@ def e_step(
             stats[9] += g1
             b0 = (1.0 - learn) * w0 + learn * w1
             b1 = forget * w0 + (1.0 - forget) * w1
+            # Dividing by the forward scale keeps beta's level only on average: through a long
+            # run of answers the model finds unlikely in one state (360 wrong, then 170 right)
+            # one of b0, b1 grows without bound and overflows, and inf / inf made p_init NaN.
+            # Every statistic above is normalised by ``total``, so a common factor of b0 and
+            # b1 changes nothing: rescale them to a maximum of 1 at every step.
+            top = max(b0, b1)
+            b0 = max(b0 / top, _TINY)
+            b1 = max(b1 / top, _TINY)
         stats[0] += g1
         stats[1] += 1.0
     return loglik

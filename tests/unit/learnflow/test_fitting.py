@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import numpy as np
 import pytest
 
@@ -100,3 +103,17 @@ def test_predictions_follow_the_online_update() -> None:
         p = params.update(p, bool(seqs.obs[k]))
         assert mastered[k] == pytest.approx(p, abs=1e-12)
     assert np.all((predicted > 0) & (predicted < 1))
+
+
+def test_long_runs_of_equal_answers_fit_without_nan() -> None:
+    # 297 students with 15 random answers and 3 with ([0] * 360 + [1] * 170) * 4: the backward
+    # pass overflowed and the fit crashed with "p_init=nan is not a probability".
+    rng = random.Random(7)
+    rows = [(f"s{s}", "skill", int(rng.random() < 0.6)) for s in range(297) for _ in range(15)]
+    rows += [(f"long{s}", "skill", c) for s in range(3) for c in ([0] * 360 + [1] * 170) * 4]
+    (result,) = fitting.fit(from_rows(rows), fitting.FitConfig(restarts=2))
+    values = (result.params.p_init, result.params.p_learn, result.params.p_guess,
+              result.params.p_slip, result.params.p_forget)  # fmt: skip
+    assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values), result
+    assert result.log_likelihood is not None and math.isfinite(result.log_likelihood)
+    assert not result.fallback
