@@ -23,15 +23,18 @@ def connect(
     settings: RedisSettings,
     socket_timeout_s: float | None = None,
     max_connections: int | None = None,
+    read_timeout: bool = True,
 ) -> aioredis.Redis:
     """An asyncio client that survives a Redis restart: a dead pooled connection is retried.
 
     With ``max_connections``, a request finding every connection busy waits for one (up to the
-    socket timeout) instead of failing: what a server under a burst of requests needs.
+    socket timeout) instead of failing: what a server under a burst of requests needs. Without
+    ``read_timeout``, a read may wait as long as it takes (a pub/sub subscription, where a quiet
+    channel is no failure).
     """
     options: dict[str, Any] = {
         "password": settings.password.get_secret_value() if settings.password else None,
-        "socket_timeout": socket_timeout_s or settings.socket_timeout_s,
+        "socket_timeout": (socket_timeout_s or settings.socket_timeout_s) if read_timeout else None,
         "socket_connect_timeout": settings.socket_timeout_s,
         "health_check_interval": 5,
         "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),

@@ -17,6 +17,7 @@ from collections import defaultdict
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from actors import redis_store
 from learnflow import keys
 from learnflow.deadline import Deadline
 from learnflow.settings import RedisSettings
@@ -29,13 +30,7 @@ _RESUBSCRIBE_S = 0.5
 class CheckpointWatch:
     def __init__(self, client: aioredis.Redis, settings: RedisSettings, topic: str) -> None:
         self._redis = client
-        # Its own connection, without a read timeout: a quiet channel is not a failure.
-        self._notifications = aioredis.Redis.from_url(
-            settings.url,
-            password=settings.password.get_secret_value() if settings.password else None,
-            socket_connect_timeout=settings.socket_timeout_s,
-            socket_keepalive=True,
-        )
+        self._notifications = redis_store.connect(settings, read_timeout=False)
         self._topic = topic
         self._latest: dict[int, int] = {}
         self._waiters: dict[int, list[tuple[int, asyncio.Future[None]]]] = defaultdict(list)

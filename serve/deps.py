@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -34,12 +34,13 @@ Catalog = Annotated[dict[str, Exercise], Depends(catalog_of)]
 
 
 def authorized(
-    permission: str, reads: Callable[[Services], Callable[[str], Sequence[str]]] | None = None
+    permission: str, progress_reads: bool = False
 ) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the verified, permitted, not revoked, not rate-limited caller.
 
-    ``reads`` names Redis keys (for the caller's student id) to read in the same round trip as
-    the revocation and rate-limit checks; their values land in ``request.state.reads``.
+    With ``progress_reads``, what a progress read needs (``Services.progress_keys``) is read in
+    the same Redis round trip as the revocation and rate-limit checks; the values land in
+    ``request.state.reads``.
     """
 
     async def dependency(
@@ -48,7 +49,8 @@ def authorized(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         token = credentials.credentials if credentials is not None else None
-        access = await admit(services, token, permission, reads(services) if reads else None)
+        reads = services.progress_keys if progress_reads else None
+        access = await admit(services, token, permission, reads)
         request.state.rate_remaining = access.remaining
         request.state.reads = access.reads
         return access.principal
@@ -59,7 +61,5 @@ def authorized(
 
 Submitter = Annotated[Principal, Depends(authorized("exercise:submit"))]
 Reader = Annotated[Principal, Depends(authorized("progress:read"))]
-ProgressReader = Annotated[
-    Principal, Depends(authorized("progress:read", reads=lambda s: s.progress_keys))
-]
+ProgressReader = Annotated[Principal, Depends(authorized("progress:read", progress_reads=True))]
 """A reader whose state and partition checkpoint come with the admission's round trip."""

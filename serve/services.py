@@ -114,8 +114,8 @@ class Services:
         self.producer = AsyncEventProducer(settings.kafka)
         self._verifier: TokenVerifier | None = None
         self._ring: tuple[float, keyring.KeyRing] | None = None
-        self._pool: asyncpg.Pool | None = None
-        self._pool_lock = asyncio.Lock()
+        self._history: PostgresHistoryStore | None = None
+        self._history_lock = asyncio.Lock()
         self._shards: dict[int, Any] = {}
         self.checkpoints = CheckpointWatch(self.redis, settings.redis, settings.kafka.events_topic)
         self._ends: dict[int, int] = {}
@@ -148,10 +148,11 @@ class Services:
 
     async def history(self) -> PostgresHistoryStore:
         """The attempt history, connected on first use."""
-        async with self._pool_lock:
-            if self._pool is None:
-                self._pool = await postgres_store.connect(self.settings.postgres, 4)
-            return PostgresHistoryStore(self._pool)
+        async with self._history_lock:
+            if self._history is None:
+                pool = await postgres_store.connect(self.settings.postgres, 4)
+                self._history = PostgresHistoryStore(pool)
+            return self._history
 
     def progress_keys(self, student_id: str) -> tuple[str, str]:
         """What a progress read needs from Redis: the student's state and its partition's
@@ -265,5 +266,5 @@ class Services:
         await self.redis.aclose()
         await asyncio.to_thread(self.producer.close)
         await asyncio.to_thread(self._watermarks.close)
-        if self._pool is not None:
-            await self._pool.close()
+        if self._history is not None:
+            await self._history.close()

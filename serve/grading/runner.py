@@ -96,6 +96,12 @@ def _trace(err: BaseException, lines: list[str]) -> list[str]:
     return found[-3:]
 
 
+def _close_all_but(channel: int) -> None:
+    """Close every descriptor above stderr except the results pipe."""
+    os.closerange(3, channel)
+    os.closerange(channel + 1, 1 << 20)
+
+
 def _enter_hidden_phase(channel: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
@@ -109,8 +115,7 @@ def _enter_hidden_phase(channel: int) -> None:
                 os.waitpid(-1, 0)
             except ChildProcessError:
                 break
-    os.closerange(3, channel)
-    os.closerange(channel + 1, 1 << 20)
+    _close_all_but(channel)
     null = os.open("/dev/null", os.O_WRONLY)
     os.dup2(null, 1)
     os.dup2(null, 2)
@@ -120,9 +125,7 @@ def _enter_hidden_phase(channel: int) -> None:
 def main() -> None:
     spec = marshal.loads(sys.stdin.buffer.read())  # noqa: S302 - the grader writes it
     channel = spec["results_fd"]
-    # Whatever else this process may have inherited, the program gets none of it.
-    os.closerange(3, channel)
-    os.closerange(channel + 1, 1 << 20)
+    _close_all_but(channel)  # whatever else was inherited, the program gets none of it
     results = os.fdopen(channel, "w", buffering=1)
     sys.stdin = io.StringIO("")
     code = spec["code"]
@@ -132,6 +135,8 @@ def main() -> None:
         results.write(_dumps(item) + "\n")
 
     tests = spec["tests"]
+    # Examples come first (the catalog insists): the hidden phase starts at the first other.
+    first_hidden = next((i for i, t in enumerate(tests) if not t.get("example")), len(tests))
     if spec["kind"] == "program":
         try:
             compiled = compile(code, _CODE_NAME, "exec")
@@ -139,10 +144,8 @@ def main() -> None:
             emit({"load": False, "error": f"SyntaxError: {err.msg} (line {err.lineno})"})
             return
         emit({"load": True})
-        hidden = False
         for index, test in enumerate(tests):
-            if not test.get("example") and not hidden:
-                hidden = True
+            if index == first_hidden:
                 _enter_hidden_phase(channel)
             captured = io.StringIO()
             outcome: dict[str, Any] = {"ok": True}
@@ -155,7 +158,7 @@ def main() -> None:
                 outcome = _error(err, lines)
             finally:
                 sys.stdout = sys.__stdout__
-            if not hidden:
+            if index < first_hidden:
                 print(captured.getvalue()[-2000:], end="")
             outcome.update(i=index, value=captured.getvalue())
             emit(outcome)
@@ -171,10 +174,8 @@ def main() -> None:
         emit({"load": False, **_error(err, lines)})
         return
     emit({"load": True})
-    hidden = False
     for index, test in enumerate(tests):
-        if not test.get("example") and not hidden:
-            hidden = True
+        if index == first_hidden:
             _enter_hidden_phase(channel)
             sys.stdout = io.StringIO()  # what the hidden calls print goes nowhere
         function = namespace.get(test["function"])

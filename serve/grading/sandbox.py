@@ -235,12 +235,13 @@ async def _watch(
     all its processes together), or None if it ended by itself."""
     deadline = Deadline.after(settings.wall_seconds)
     budget_ns = settings.cpu_seconds * 1_000_000_000
+    watching_cpu = groups is not None and cpu_before is not None
     overflow_wait: asyncio.Future[Any] = asyncio.ensure_future(overflow.wait())
     try:
         while not deadline.expired():
             done, _ = await asyncio.wait(
                 {gathered, overflow_wait},
-                timeout=deadline.cap(_WATCH_S),
+                timeout=deadline.cap(_WATCH_S) if watching_cpu else deadline.remaining(),
                 return_when=asyncio.FIRST_COMPLETED,
             )
             if gathered in done:
