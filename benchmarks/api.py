@@ -148,7 +148,7 @@ def grader_costs(settings: Settings) -> tuple[float, float, float, float]:
         began = time.perf_counter()
         subprocess.run([python, "-c", "pass"], check=True)
         bare.append((time.perf_counter() - began) * 1000)
-    boxed_argv = sandbox.command(settings.grader, settings.grader.first_uid)
+    boxed_argv = sandbox.argv(settings.grader, settings.grader.first_uid, [])
     boxed_argv = boxed_argv[: boxed_argv.index(python)] + [python, "-c", "pass"]
     boxed = []
     for _ in range(30):

@@ -18,7 +18,7 @@ from learnflow.platform import ray as local_ray
 from learnflow.settings import Settings
 from serve.api import create_api
 from serve.grading import catalog, grader, sandbox
-from serve.services import ServeGrading, grader_lock_dir
+from serve.services import Grading, LocalGrading, ServeGrading, grader_lock_dir
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +52,17 @@ class GraderDeployment:
 @ray_serve.deployment(name="ApiIngress")
 @ray_serve.ingress()
 class ApiIngress:
-    """HTTP ingress: builds the FastAPI app on the replica from the settings it was bound with."""
+    """HTTP ingress: builds the FastAPI app on the replica from the settings it was bound with.
 
-    def __init__(self, settings: Settings, grader_handle: DeploymentHandle[Any]) -> None:
+    Grades on the ``Grader`` deployment when given its handle, else in this replica (see
+    ``grader.placement``).
+    """
+
+    def __init__(self, settings: Settings, grader_handle: DeploymentHandle[Any] | None) -> None:
         self._settings = settings
-        self._grading = ServeGrading(grader_handle)
+        self._grading: Grading = (
+            LocalGrading(settings) if grader_handle is None else ServeGrading(grader_handle)
+        )
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         app = create_api(self._settings, self._grading)
@@ -66,9 +72,9 @@ class ApiIngress:
         return app
 
 
-def build_application(settings: Settings) -> Any:
-    """The bound Serve application (``ray.serve.Application``) for these settings."""
-    grading = (
+def build_grader(settings: Settings) -> Any:
+    """The bound ``Grader`` deployment (``grader.placement = "deployment"``)."""
+    return (
         cast(Deployment, GraderDeployment)
         .options(
             num_replicas=settings.grader.replicas,
@@ -78,6 +84,11 @@ def build_application(settings: Settings) -> Any:
         )
         .bind(settings)
     )
+
+
+def build_application(settings: Settings) -> Any:
+    """The bound Serve application (``ray.serve.Application``) for these settings."""
+    grading = build_grader(settings) if settings.grader.placement == "deployment" else None
     return (
         cast(Deployment, ApiIngress)
         .options(

@@ -71,7 +71,8 @@ class Grading(Protocol):
 
 
 class LocalGrading:
-    """Grades in this process (plain uvicorn, tests) with a grader of its own."""
+    """Grades in this process with a grader of its own: the API replica with
+    ``grader.placement = "ingress"``, plain uvicorn, tests."""
 
     def __init__(self, settings: Settings) -> None:
         self._grader = grader.Grader(settings.grader, grader_lock_dir(settings))

@@ -5,7 +5,8 @@ The layers, outermost first:
 - ``setpriv`` to a non-root uid leased for this run alone (``uids.py``): RLIMIT_NPROC is
   ignored for root, so only a real uid contains a fork bomb; distinct uids also keep
   concurrent runs from signalling each other;
-- ``prlimit``: CPU seconds, address space, processes, file size, open files;
+- per-process limits (the shell's ``ulimit``): CPU seconds, address space, processes, file
+  size, open files, no core files;
 - ``bwrap``: new user, pid, ipc, uts, cgroup and network namespaces (no network at all), the
   system's ``/usr`` read-only and nothing else of the host's files, a read-only root and
   ``/dev``, a private size-limited tmpfs as the working directory, a cleared environment, a new
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import marshal
 import os
@@ -41,6 +43,14 @@ from learnflow.settings import GraderSettings
 from serve.grading import cgroups
 
 RUNNER = (Path(__file__).parent / "runner.py").read_text()
+BOOTSTRAP = "import marshal,sys;exec(marshal.load(sys.stdin.buffer))"
+"""What the sandbox's interpreter starts with: the runner comes first on stdin, compiled ahead
+by :func:`runner_code` (compiling its source on every run cost an eighth of a grade's CPU), and
+the run's spec follows it."""
+_COMPILE = (
+    "import marshal,sys;"
+    "sys.stdout.buffer.write(marshal.dumps(compile(sys.stdin.read(),'runner.py','exec')))"
+)
 
 
 class SandboxUnavailableError(LearnFlowError):
@@ -63,19 +73,31 @@ class Run:
     """CPU time of all the run's processes together (None without a control group)."""
 
 
+@functools.cache
+def runner_code(python: Path) -> bytes:
+    """The runner compiled by the sandbox's own interpreter and marshalled: a code object is
+    only readable by the Python version that wrote it."""
+    try:
+        done = subprocess.run(  # noqa: S603 - our interpreter, our runner
+            [str(python), "-I", "-S", "-c", _COMPILE],
+            input=RUNNER.encode(),
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise SandboxUnavailableError(f"{python} cannot compile the runner: {err}") from err
+    if done.returncode != 0 or not done.stdout:
+        detail = done.stderr.decode("utf-8", "replace").strip()[-500:]
+        raise SandboxUnavailableError(f"{python} cannot compile the runner: {detail}")
+    return done.stdout
+
+
 def command(settings: GraderSettings, uid: int) -> list[str]:
-    """The argv of one sandboxed run of the runner under ``uid``."""
-    mb = 1024 * 1024
+    """The argv of one sandboxed run of the runner under ``uid``: ``setpriv`` to the uid, then
+    ``bwrap`` (the per-process limits are set by :func:`argv` before)."""
     return [
         "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
-        "prlimit",
-        f"--cpu={settings.cpu_seconds}:{settings.cpu_seconds + 1}",
-        f"--as={settings.memory_mb * mb}",
-        f"--nproc={settings.processes}",
-        f"--fsize={settings.file_size_kb * 1024}",
-        "--nofile=64",
-        "--core=0",
-        "--",
         "bwrap",
         "--unshare-all",  # pid, ipc, uts, cgroup and network namespaces
         "--unshare-user",
@@ -94,30 +116,46 @@ def command(settings: GraderSettings, uid: int) -> list[str]:
         "--symlink", "usr/bin", "/bin",
         "--proc", "/proc",
         "--dev", "/dev",
-        "--size", str(settings.tmp_size_mb * mb),
+        "--size", str(settings.tmp_size_mb * 1024 * 1024),
         "--tmpfs", "/tmp",  # noqa: S108
         "--chdir", "/tmp",  # noqa: S108
         # Last, once everything is mounted: bwrap's root and /dev are tmpfs mounts the size of
         # host memory; read-only, only the size-limited /tmp can hold what the program writes.
         "--remount-ro", "/dev",
         "--remount-ro", "/",
-        str(settings.python), "-I", "-S", "-c", RUNNER,
+        str(settings.python), "-I", "-S", "-c", BOOTSTRAP,
     ]  # fmt: skip
 
 
-# Joins the run's control groups (the paths before "--"), still as root, then becomes the
-# sandbox: the group is inherited by every process the program will ever start.
-_JOIN_GROUPS = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+# Still as root: joins the run's control groups (the paths before "--"; every process the
+# program will ever start inherits them), sets the per-process limits with the shell's own
+# ulimit (an exec of prlimit cost as much CPU as a tenth of a grade), then becomes the sandbox.
+# dash's ulimit: -t seconds, -v KiB, -p processes, -f 512-byte blocks; a bare limit sets soft
+# and hard together, so CPU gets its hard limit first and then the lower soft one (SIGXCPU at
+# the soft limit, SIGKILL at the hard).
+_PREPARE = (
+    'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; '
+    'ulimit -t "$1" && ulimit -S -t "$2" && ulimit -v "$3" && ulimit -p "$4" && '
+    'ulimit -f "$5" && ulimit -n 64 && ulimit -c 0 || exit 125; shift 5; exec "$@"'
+)
 _WATCH_S = 0.1
 """How often a run's CPU, summed over its processes, is compared with its budget."""
 
 
 def argv(settings: GraderSettings, uid: int, groups: list[Path]) -> list[str]:
-    """The full argv of a run: joining its control groups (if any), then :func:`command`."""
-    sandbox = command(settings, uid)
-    if not groups:
-        return sandbox
-    return ["/bin/sh", "-c", _JOIN_GROUPS, "sandbox", *map(str, groups), "--", *sandbox]
+    """The full argv of a run: joining its control groups (if any) and setting the
+    per-process limits, then :func:`command`."""
+    limits = [
+        str(settings.cpu_seconds + 1),
+        str(settings.cpu_seconds),
+        str(settings.memory_mb * 1024),
+        str(settings.processes),
+        str(settings.file_size_kb * 2),
+    ]
+    return [
+        "/bin/sh", "-c", _PREPARE, "sandbox", *map(str, groups), "--", *limits,
+        *command(settings, uid),
+    ]  # fmt: skip
 
 
 async def run(
@@ -168,7 +206,8 @@ async def run(
         stdin, _ = await loop.connect_write_pipe(asyncio.Protocol, process.stdin)
         transports.append(stdin)
         # marshal: the runner reads it without importing json (see runner.py)
-        stdin.write(marshal.dumps({**spec, "results_fd": write_end}))
+        spec_bytes = marshal.dumps({**spec, "results_fd": write_end})
+        stdin.write(runner_code(settings.python) + spec_bytes)
         stdin.close()  # after what is buffered is written
 
         overflow = asyncio.Event()
@@ -301,7 +340,7 @@ def _limit_of(outcome: Run) -> str | None:
 
 async def check(settings: GraderSettings, uid: int, groups: cgroups.RunGroups | None = None) -> str:
     """Prove the sandbox works here (a trivial program runs and reports); say why if not."""
-    for tool in ("setpriv", "prlimit", "bwrap"):
+    for tool in ("setpriv", "bwrap"):
         if shutil.which(tool) is None:
             raise SandboxUnavailableError(f"{tool} is not installed")
     if not settings.python.exists():

@@ -38,8 +38,7 @@ def test_sandbox_works_here() -> None:
 
 
 def test_without_bubblewrap_no_code_runs(tmp_path: Path) -> None:
-    for tool in ("setpriv", "prlimit"):
-        (tmp_path / tool).symlink_to(shutil.which(tool) or tool)
+    (tmp_path / "setpriv").symlink_to(shutil.which("setpriv") or "setpriv")
     path = os.environ["PATH"]
     os.environ["PATH"] = str(tmp_path)
     try:
@@ -177,3 +176,27 @@ def test_syntax_error_is_a_graded_failure() -> None:
     result = grade("def f(:\n    return 42\n")
     assert result.status == "error"
     assert result.message.startswith("SyntaxError")
+
+
+def test_the_grader_deployment_grades_for_the_api(ray_cluster: None, settings: Settings) -> None:
+    """``grader.placement = "deployment"``: a ``Grader`` Serve deployment grades what the API
+    hands it, with the same verdicts as in-process grading."""
+    from ray import serve as ray_serve
+
+    from serve.deployment import build_grader
+    from serve.services import ServeGrading
+
+    exercise = catalog.load()["sum-to-n"]
+    name = f"grader-check-{os.getpid()}"
+    handle = ray_serve.run(build_grader(settings), name=name, route_prefix=None)
+    try:
+        grading = ServeGrading(handle)
+        passed = asyncio.run(grading.grade(exercise, exercise.solution))
+        failed = asyncio.run(grading.grade(exercise, exercise.starter))
+    finally:
+        ray_serve.delete(name, _blocking=False)
+    local = grade(exercise.starter, exercise).as_dict()
+    assert (passed["passed"], passed["tests_passed"]) == (True, len(exercise.tests))
+    assert (failed["passed"], failed["status"]) == (False, "failed")
+    assert failed["tests"] == local["tests"]
+    assert failed["tests"][0]["message"] == "expected 6, got 0"
