@@ -99,9 +99,13 @@ class ServeSettings(BaseModel):
     max_ongoing_requests: int = Field(default=512, ge=1, le=10_000)
     """Requests one ingress replica works on at once (Serve's default of 5 queues the rest).
     High, so that reads never wait behind submits: submits have a cap of their own."""
-    max_submits_in_flight: int = Field(default=16, ge=1, le=10_000)
-    """Submits one ingress replica has with the grader at once; one more is answered 503 with
-    ``Retry-After`` at once instead of queueing (and holding a request slot) for seconds."""
+    max_submits_in_flight: int = Field(default=64, ge=1, le=10_000)
+    """Submits one ingress replica has with the grader at once, graded or waiting for a place;
+    one more is answered 503 with ``Retry-After`` at once."""
+    submit_queue_s: float = Field(default=0.5, ge=0, le=30)
+    """The longest a submit may expect to wait for a grading place (the submits ahead of it
+    times a grade's recent time, over the places); a longer wait is answered 503 with
+    ``Retry-After`` at once, so bursts are graded but a full grader never holds requests."""
     rate_limit_per_minute: int = Field(default=100, ge=1)
     """Requests one student may make in any 60 s window, across all replicas."""
     idempotency_ttl_s: int = Field(default=86_400, ge=60)

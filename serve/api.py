@@ -123,7 +123,7 @@ def _install_error_handlers(api: FastAPI) -> None:
 
     @api.exception_handler(GraderBusyError)
     async def grader_busy(request: Request, err: GraderBusyError) -> JSONResponse:
-        return _fail(503, str(err), {"Retry-After": "1"})
+        return _fail(503, str(err), {"Retry-After": str(err.retry_after_s)})
 
     @api.exception_handler(SandboxUnavailableError)
     async def no_sandbox(request: Request, err: SandboxUnavailableError) -> JSONResponse:

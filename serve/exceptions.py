@@ -19,7 +19,12 @@ class RateLimitedError(LearnFlowError):
 
 
 class GraderBusyError(LearnFlowError):
-    """Every grading place of this replica is taken: the client retries shortly (503)."""
+    """The grading places of this replica are taken for longer than a submit may wait: the
+    client retries after ``retry_after_s`` (503)."""
+
+    def __init__(self, reason: str, retry_after_s: int) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
 
 
 class OffsetBeyondEndError(LearnFlowError):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -44,23 +46,54 @@ _REDIS_CONNECTIONS = 64
 
 
 class SubmitAdmission:
-    """At most ``limit`` submits of this replica with the grader at once; the next is refused
-    at once rather than queued, so a full grader costs a client one quick 503, not seconds."""
+    """Submits take one of ``places`` grading places in arrival order, and queue for one as long
+    as the wait they can expect stays within ``max_wait_s``: the submits ahead of them, times the
+    time a grade holds its place, over the places. A grade's time is the recent mean, or the age
+    of the oldest grade still running if that is longer (a stalled grader stops the queue at
+    once, before any grade has finished). Past that, or with ``limit`` submits already admitted,
+    the next is refused at once (503, ``Retry-After`` the expected wait): a full grader costs a
+    client one quick answer, not seconds, while bursts the CPU can absorb are graded."""
 
-    def __init__(self, limit: int) -> None:
+    _SMOOTHING = 0.1
+
+    def __init__(self, places: int, max_wait_s: float, limit: int) -> None:
+        self._places = places
+        self._free = asyncio.Semaphore(places)
+        self._max_wait_s = max_wait_s
         self._limit = limit
+        self._hold_s = 0.05  # a grade's time until the first ones are measured
+        self._tickets = itertools.count()
+        self._started: dict[int, float] = {}  # running grades: ticket -> start
         self.in_flight = 0
+
+    def expected_wait_s(self) -> float:
+        """How long the next submit would wait for a place."""
+        ahead = self.in_flight - self._places + 1
+        if ahead <= 0:
+            return 0.0
+        oldest = min(self._started.values(), default=time.monotonic())
+        hold_s = max(self._hold_s, time.monotonic() - oldest)
+        return ahead * hold_s / self._places
 
     @contextlib.asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:
-        if self.in_flight >= self._limit:
+        wait_s = self.expected_wait_s()
+        if self.in_flight >= self._limit or wait_s > self._max_wait_s:
             raise GraderBusyError(
-                f"the grader is busy ({self.in_flight} submissions being graded); "
-                "retry in a second with the same Idempotency-Key"
+                f"the grader is busy ({self.in_flight} submissions being graded or waiting, "
+                f"about {wait_s:.1f} s of work ahead); retry with the same Idempotency-Key",
+                retry_after_s=max(1, math.ceil(wait_s)),
             )
         self.in_flight += 1
         try:
-            yield
+            async with self._free:
+                ticket = next(self._tickets)
+                start = self._started[ticket] = time.monotonic()
+                try:
+                    yield
+                finally:
+                    del self._started[ticket]
+                    self._hold_s += self._SMOOTHING * (time.monotonic() - start - self._hold_s)
         finally:
             self.in_flight -= 1
 
@@ -106,7 +139,13 @@ class Services:
         self.redis = redis_store.connect(settings.redis, max_connections=_REDIS_CONNECTIONS)
         self._states = RedisStateStore(self.redis, settings.shards)
         self.guard = RequestGuard(self.redis, settings.serve.rate_limit_per_minute)
-        self.submits = SubmitAdmission(settings.serve.max_submits_in_flight)
+        grader_settings = settings.grader
+        places = grader_settings.slots * (
+            grader_settings.replicas if grader_settings.placement == "deployment" else 1
+        )
+        self.submits = SubmitAdmission(
+            places, settings.serve.submit_queue_s, settings.serve.max_submits_in_flight
+        )
         self.idempotency = IdempotencyStore(
             self.redis,
             settings.serve.idempotency_ttl_s,
