@@ -1,50 +1,13 @@
-"""What one shard checkpoint writes, and the protocols of the stores it writes to."""
+"""The protocols of the stores a shard checkpoint writes to (what it writes:
+:class:`learnflow.batches.CheckpointBatch`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date
+from collections.abc import Sequence
 from typing import Protocol
 
-from learnflow.events import AttemptGraded
+from learnflow.batches import AppliedEvent, CheckpointBatch
 from learnflow.student_state import StudentState
-
-
-@dataclass(frozen=True, slots=True)
-class AppliedEvent:
-    """An event a shard applied, with where it came from."""
-
-    offset: int
-    event: AttemptGraded
-
-
-@dataclass(frozen=True, slots=True)
-class ComponentStep:
-    """One component's P(mastered) right after one applied event."""
-
-    student_id: str
-    component: str
-    offset: int
-    passed: bool
-    p_mastered: float
-    day: date
-    iso_year: int
-    iso_week: int
-
-
-@dataclass(frozen=True, slots=True)
-class CheckpointBatch:
-    """Everything one batch changed on one partition, ready to be written."""
-
-    topic: str
-    partition: int
-    last_offset: int
-    """The highest offset the batch covered: the partition's new watermark."""
-    applied: Sequence[AppliedEvent] = ()
-    steps: Sequence[ComponentStep] = ()
-    states: Mapping[str, StudentState] = field(default_factory=dict)
-    """The new state of every student the batch changed."""
 
 
 class HistoryStore(Protocol):

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from actors.checkpoint import AppliedEvent, CheckpointBatch
+from learnflow.batches import AppliedEvent, CheckpointBatch
 from learnflow.events import AttemptGraded
 from learnflow.settings import PostgresSettings
 

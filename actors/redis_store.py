@@ -13,8 +13,9 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from actors.checkpoint import CheckpointBatch
 from learnflow import keys, state_codec
+from learnflow.batch_fold import daily_values
+from learnflow.batches import CheckpointBatch
 from learnflow.settings import RedisSettings, ShardSettings
 from learnflow.student_state import StudentState
 
@@ -95,12 +96,10 @@ class RedisStateStore:
         }
 
     async def save(self, batch: CheckpointBatch) -> None:
-        daily: dict[str, dict[str, str]] = {}
-        for step in batch.steps:
-            # Later steps of the same day overwrite earlier ones: the end-of-day value.
-            daily.setdefault(keys.daily_mastery(step.student_id, step.day), {})[step.component] = (
-                repr(step.p_mastered)
-            )
+        daily = {
+            keys.daily_mastery(student, day): {c: repr(p) for c, p in values.items()}
+            for (student, day), values in daily_values(batch.steps).items()
+        }
         attempts: dict[str, list[str]] = {}
         for applied in batch.applied:
             event = applied.event

@@ -13,53 +13,27 @@ import logging
 import os
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 
 from actors import postgres_store, redis_store
-from actors.checkpoint import (
-    AppliedEvent,
-    CheckpointBatch,
-    ComponentStep,
-    HistoryStore,
-    StateStore,
-)
+from actors.checkpoint import HistoryStore, StateStore
 from actors.postgres_store import PostgresHistoryStore
 from actors.redis_store import RedisStateStore
+from learnflow.batch_fold import component_steps, fold_batch, parse_batch
+from learnflow.batches import (
+    AppliedEvent,
+    BatchResult,
+    CheckpointBatch,
+    ComponentStep,
+    Record,
+)
 from learnflow.deadline import Deadline
-from learnflow.events import AttemptGraded, parse_event
-from learnflow.exceptions import InvalidEventError
 from learnflow.model_loading import load_model
 from learnflow.progress import progress_view
 from learnflow.settings import Settings
 from learnflow.student_state import StudentState
-from learnflow.weekly import iso_week
 
 logger = logging.getLogger(__name__)
-
-Record = tuple[int, bytes | None, bytes | None, int]
-"""(offset, key, value, producer timestamp in ms) of one Kafka message."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    partition: int
-    checkpointed_offset: int
-    """Everything up to this offset is saved: the ingest commits ``checkpointed_offset + 1``."""
-    applied: int = 0
-    skipped: int = 0
-    dead_letters: tuple[DeadLetter, ...] = ()
-    rejected: bool = False
-    """The batch does not follow what this shard has saved: resend from checkpointed + 1."""
 
 
 class StudentShard:
@@ -240,57 +214,25 @@ class StudentShard:
                 state = state.apply(item.event, self._model, self._thresholds, item.offset)
                 if item.offset > redis_mark:
                     applied.append(item)
-                    steps.extend(_steps(item.offset, item.event, state))
+                    steps.extend(component_steps(item.offset, item.event, state))
             states[student] = state
         await self._redis.save(
             CheckpointBatch(self.topic, self.partition, history_mark, applied, steps, states)
         )
 
     async def _apply(self, records: list[Record], skipped: int) -> BatchResult:
-        parsed: list[tuple[int, AttemptGraded, int, bytes | None]] = []
-        dead: list[DeadLetter] = []
-        for offset, key, value, timestamp in records:
-            try:
-                event = parse_event(value)
-            except InvalidEventError as err:
-                dead.append(DeadLetter(offset, key, value, f"invalid event: {err.reason}"))
-                continue
-            if key != event.key:
-                dead.append(
-                    DeadLetter(offset, key, value, "message key is not the event's student_id")
-                )
-                continue
-            parsed.append((offset, event, timestamp, value))
+        parsed = parse_batch(records)
+        loaded = await self._redis.load([s for s in parsed.students() if s not in self._students])
+        resident = self._students
 
-        wanted = {event.student_id for _, event, _, _ in parsed}
-        loaded = await self._redis.load([s for s in wanted if s not in self._students])
-        working: dict[str, StudentState] = {}
-        applied: list[AppliedEvent] = []
-        steps: list[ComponentStep] = []
-        timestamps: list[int] = []
-        for offset, event, timestamp, value in parsed:
-            student = event.student_id
-            state = (
-                working.get(student)
-                or self._students.get(student)
-                or loaded.get(student)
-                or StudentState(student)
-            )
-            if offset <= state.applied_offset:
-                skipped += 1
-                continue
-            try:
-                state = state.apply(event, self._model, self._thresholds, offset)
-            except Exception as err:  # a failing event is dead-lettered, the stream goes on
-                dead.append(DeadLetter(offset, event.key, value, f"apply failed: {err!r}"))
-                continue
-            working[student] = state
-            applied.append(AppliedEvent(offset, event))
-            steps.extend(_steps(offset, event, state))
-            timestamps.append(timestamp)
+        def known(student: str) -> StudentState | None:
+            return resident.get(student) or loaded.get(student)
 
-        last = records[-1][0]
-        batch = CheckpointBatch(self.topic, self.partition, last, applied, steps, working)
+        folded = fold_batch(
+            self.topic, self.partition, parsed, known, self._model, self._thresholds
+        )
+        batch, working = folded.checkpoint, folded.checkpoint.states
+        skipped += folded.skipped
         began = time.perf_counter()
         await self._checkpoint(batch)
         self._metrics.checkpoint_seconds(time.perf_counter() - began)
@@ -302,17 +244,18 @@ class StudentShard:
         for student, state in working.items():
             self._students[student] = state
             self._students.move_to_end(student)
-        self._watermark = last
+        self._watermark = batch.last_offset
         self._evict()
         now_ms = time.time() * 1000.0
-        self._latencies.extend(now_ms - ts for ts in timestamps if ts > 0)
-        self._counts["applied"] += len(applied)
+        self._latencies.extend(now_ms - ts for ts in folded.timestamps_ms if ts > 0)
+        applied, dead = len(batch.applied), folded.dead
+        self._counts["applied"] += applied
         self._counts["skipped"] += skipped
         self._counts["dead_lettered"] += len(dead)
         self._counts["batches"] += 1
-        self._metrics.batch(len(applied), len(dead), len(self._students))
+        self._metrics.batch(applied, len(dead), len(self._students))
         await self._publish_stats()
-        return BatchResult(self.partition, last, len(applied), skipped, tuple(dead))
+        return BatchResult(self.partition, batch.last_offset, applied, skipped, dead)
 
     async def _publish_stats(self) -> None:
         """Leave figures in Redis for ``learnflow status`` (at most once a second)."""
@@ -350,24 +293,6 @@ class StudentShard:
         excess = len(self._students) - self._settings.shards.max_resident_students
         for _ in range(max(0, excess)):
             self._students.popitem(last=False)
-
-
-def _steps(offset: int, event: AttemptGraded, state: StudentState) -> list[ComponentStep]:
-    moment = event.submitted_at.astimezone(UTC)
-    year, week = iso_week(moment)
-    return [
-        ComponentStep(
-            event.student_id,
-            name,
-            offset,
-            event.passed,
-            state.components[name].p_mastered,
-            moment.date(),
-            year,
-            week,
-        )
-        for name in event.components
-    ]
 
 
 class _ShardMetrics:

@@ -22,9 +22,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
 from actors import registry
-from actors.shard import BatchResult, Record
 from ingest.dead_letters import DeadLetterProducer
 from ingest.topics import MAX_MESSAGE_BYTES
+from learnflow.batches import BatchResult, Record
 from learnflow.deadline import Deadline
 from learnflow.settings import Settings
 

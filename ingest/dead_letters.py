@@ -7,10 +7,10 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from actors.shard import DeadLetter
 from ingest.exceptions import DeliveryError
 from ingest.producer import producer_config
 from ingest.topics import MAX_MESSAGE_BYTES
+from learnflow.batches import DeadLetter
 from learnflow.deadline import Deadline
 from learnflow.settings import KafkaSettings
 

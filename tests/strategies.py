@@ -116,3 +116,32 @@ def make_attempt(
         duration_ms=5,
         submitted_at=at,
     )
+
+
+BAD_VALUES = (b"{not json", b"null", b'{"schema_version": 9}', b"", None)
+
+
+@st.composite
+def partition_records(draw: st.DrawFn) -> list[tuple[int, bytes | None, bytes | None, int]]:
+    """One partition's Kafka records, in offset order (with gaps, as compaction and
+    transaction markers leave): a few students' attempts interleaved, and now and then a value
+    that is no event or a key that is not the event's student."""
+    histories = draw(st.lists(student_histories(max_events=10), min_size=1, max_size=3))
+    order = draw(st.permutations([i for i, history in enumerate(histories) for _ in history]))
+    queues = [list(history) for history in histories]
+    values: list[tuple[bytes | None, bytes | None]] = []
+    for index in order:
+        event = queues[index].pop(0)
+        values.append((event.key, event.to_json()))
+    for position, value in draw(
+        st.lists(st.tuples(st.integers(0, len(values)), st.sampled_from(BAD_VALUES)), max_size=3)
+    ):
+        values.insert(position, (b"other!", value))
+    for position in draw(st.sets(st.integers(0, len(values) - 1), max_size=2)):
+        values[position] = (b"other!", values[position][1])
+    start = draw(st.integers(min_value=0, max_value=5))
+    step = draw(st.integers(min_value=1, max_value=3))
+    return [
+        (start + i * step, key, value, 1_700_000_000_000 + i)
+        for i, (key, value) in enumerate(values)
+    ]

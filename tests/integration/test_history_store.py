@@ -11,10 +11,11 @@ import orjson
 import redis
 
 from actors import postgres_store
-from actors.checkpoint import AppliedEvent, CheckpointBatch, ComponentStep
 from actors.postgres_store import PostgresHistoryStore
-from actors.shard import StudentShard, _steps
+from actors.shard import StudentShard
 from learnflow import keys, state_codec
+from learnflow.batch_fold import component_steps
+from learnflow.batches import AppliedEvent, CheckpointBatch, ComponentStep
 from learnflow.events import AttemptGraded
 from learnflow.model_loading import load_model
 from learnflow.settings import Settings
@@ -45,7 +46,7 @@ def _batches(
                 partition,
                 offset,
                 [AppliedEvent(offset, event)],
-                _steps(offset, event, state),
+                component_steps(offset, event, state),
             )
         )
     return pieces, by_student

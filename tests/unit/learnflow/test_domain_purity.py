@@ -19,6 +19,8 @@ DOMAIN_MODULES = [
     "learnflow.synthetic",
     "learnflow.param_file",
     "learnflow.metrics",
+    "learnflow.batches",
+    "learnflow.batch_fold",
 ]
 ADAPTERS = ["ray", "confluent_kafka", "redis", "asyncpg"]
 

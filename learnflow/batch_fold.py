@@ -1,0 +1,172 @@
+"""The pure part of a shard's batch: parse, skip replays, apply, record each component's step.
+
+A shard loads the states of the students a batch names, calls :func:`fold_batch`, writes the
+:class:`~learnflow.batches.CheckpointBatch` it returns, and only then moves its memory on. Nothing
+here does I/O, so replays can be checked exhaustively: folding a batch again from the states it
+produced applies nothing, and folding any prefix and then the rest (from any earlier offset)
+ends in the states and aggregates of one fold of the whole.
+
+The aggregates follow the rules the stores apply: :func:`daily_values` is what the Redis
+checkpoint writes (a day's last value per component), :func:`merge_weekly` what the PostgreSQL
+statement does (a step counts only above its weekly row's ``last_offset``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date
+
+from learnflow.batches import AppliedEvent, CheckpointBatch, ComponentStep, DeadLetter, Record
+from learnflow.bkt import ModelParameters
+from learnflow.events import AttemptGraded, parse_event
+from learnflow.exceptions import InvalidEventError
+from learnflow.levels import LevelThresholds
+from learnflow.student_state import StudentState
+from learnflow.weekly import iso_week
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRecord:
+    offset: int
+    event: AttemptGraded
+    timestamp_ms: int
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBatch:
+    """A batch's records as events, and those that are not events."""
+
+    records: tuple[ParsedRecord, ...]
+    dead: tuple[DeadLetter, ...]
+    last_offset: int
+    """The batch's highest offset, events or not: the partition's watermark once it is saved."""
+
+    def students(self) -> set[str]:
+        return {record.event.student_id for record in self.records}
+
+
+@dataclass(frozen=True, slots=True)
+class FoldedBatch:
+    checkpoint: CheckpointBatch
+    dead: tuple[DeadLetter, ...]
+    skipped: int
+    """Events at or below their student's ``applied_offset``: replays, changing nothing."""
+    timestamps_ms: tuple[int, ...]
+    """Producer timestamps of the applied events."""
+
+
+def parse_batch(records: Sequence[Record]) -> ParsedBatch:
+    """Records in offset order (at least one) as events; the rest as dead letters."""
+    parsed: list[ParsedRecord] = []
+    dead: list[DeadLetter] = []
+    for offset, key, value, timestamp in records:
+        try:
+            event = parse_event(value)
+        except InvalidEventError as err:
+            dead.append(DeadLetter(offset, key, value, f"invalid event: {err.reason}"))
+            continue
+        if key != event.key:
+            dead.append(DeadLetter(offset, key, value, "message key is not the event's student_id"))
+            continue
+        parsed.append(ParsedRecord(offset, event, timestamp, value))
+    return ParsedBatch(tuple(parsed), tuple(dead), records[-1][0])
+
+
+def fold_batch(
+    topic: str,
+    partition: int,
+    batch: ParsedBatch,
+    known: Callable[[str], StudentState | None],
+    model: ModelParameters,
+    thresholds: LevelThresholds,
+) -> FoldedBatch:
+    """Apply the batch's events to the students' states as ``known`` gives them (``None``: a
+    new student).
+
+    An event at or below its student's ``applied_offset`` is skipped; one the mastery engine
+    cannot apply is a dead letter and the stream goes on.
+    """
+    working: dict[str, StudentState] = {}
+    applied: list[AppliedEvent] = []
+    steps: list[ComponentStep] = []
+    timestamps: list[int] = []
+    dead = list(batch.dead)
+    skipped = 0
+    for record in batch.records:
+        event, offset = record.event, record.offset
+        student = event.student_id
+        state = working.get(student) or known(student) or StudentState(student)
+        if offset <= state.applied_offset:
+            skipped += 1
+            continue
+        try:
+            state = state.apply(event, model, thresholds, offset)
+        except Exception as err:  # a failing event is dead-lettered, the stream goes on
+            dead.append(DeadLetter(offset, event.key, record.value, f"apply failed: {err!r}"))
+            continue
+        working[student] = state
+        applied.append(AppliedEvent(offset, event))
+        steps.extend(component_steps(offset, event, state))
+        timestamps.append(record.timestamp_ms)
+    dead.sort(key=lambda letter: letter.offset)
+    checkpoint = CheckpointBatch(topic, partition, batch.last_offset, applied, steps, working)
+    return FoldedBatch(checkpoint, tuple(dead), skipped, tuple(timestamps))
+
+
+def component_steps(offset: int, event: AttemptGraded, state: StudentState) -> list[ComponentStep]:
+    """The P(mastered) of each of the event's components in ``state``, right after it."""
+    moment = event.submitted_at.astimezone(UTC)
+    year, week = iso_week(moment)
+    return [
+        ComponentStep(
+            event.student_id,
+            name,
+            offset,
+            event.passed,
+            state.components[name].p_mastered,
+            moment.date(),
+            year,
+            week,
+        )
+        for name in event.components
+    ]
+
+
+def daily_values(steps: Iterable[ComponentStep]) -> dict[tuple[str, date], dict[str, float]]:
+    """Each (student, UTC day)'s last P(mastered) per component among ``steps`` (in order)."""
+    days: dict[tuple[str, date], dict[str, float]] = {}
+    for step in steps:
+        days.setdefault((step.student_id, step.day), {})[step.component] = step.p_mastered
+    return days
+
+
+WeeklyKey = tuple[str, str, int, int]
+"""(student_id, component, iso_year, iso_week)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklyRow:
+    attempts: int
+    correct: int
+    p_mastered: float
+    last_offset: int
+
+
+def merge_weekly(
+    rows: Mapping[WeeklyKey, WeeklyRow], steps: Iterable[ComponentStep]
+) -> dict[WeeklyKey, WeeklyRow]:
+    """``rows`` with ``steps`` counted in: a step at or below its row's ``last_offset`` was
+    counted before (a replay) and adds nothing."""
+    merged = dict(rows)
+    for step in steps:
+        key = (step.student_id, step.component, step.iso_year, step.iso_week)
+        row = merged.get(key)
+        if row is not None and step.offset <= row.last_offset:
+            continue
+        attempts, correct = (row.attempts, row.correct) if row is not None else (0, 0)
+        merged[key] = WeeklyRow(
+            attempts + 1, correct + int(step.passed), step.p_mastered, step.offset
+        )
+    return merged

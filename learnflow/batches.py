@@ -1,0 +1,79 @@
+"""What crosses between the ingest and the shards, and what one shard checkpoint writes.
+
+The ingest sends a shard a partition's :data:`Record`\\ s; the shard folds them
+(:mod:`learnflow.batch_fold`) into a :class:`CheckpointBatch`, writes it, and answers a
+:class:`BatchResult` with the :class:`DeadLetter`\\ s the ingest puts on the dead-letter topic.
+Neither side's implementation owns these types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from learnflow.events import AttemptGraded
+from learnflow.student_state import StudentState
+
+Record = tuple[int, bytes | None, bytes | None, int]
+"""(offset, key, value, producer timestamp in ms) of one Kafka message."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record no state can be made of, and why."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """A shard's answer to one batch."""
+
+    partition: int
+    checkpointed_offset: int
+    """Everything up to this offset is saved: the ingest commits ``checkpointed_offset + 1``."""
+    applied: int = 0
+    skipped: int = 0
+    dead_letters: tuple[DeadLetter, ...] = ()
+    rejected: bool = False
+    """The batch does not follow what this shard has saved: resend from checkpointed + 1."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedEvent:
+    """An event a shard applied, with where it came from."""
+
+    offset: int
+    event: AttemptGraded
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentStep:
+    """One component's P(mastered) right after one applied event."""
+
+    student_id: str
+    component: str
+    offset: int
+    passed: bool
+    p_mastered: float
+    day: date
+    iso_year: int
+    iso_week: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointBatch:
+    """Everything one batch changed on one partition, ready to be written."""
+
+    topic: str
+    partition: int
+    last_offset: int
+    """The highest offset the batch covered: the partition's new watermark."""
+    applied: Sequence[AppliedEvent] = ()
+    steps: Sequence[ComponentStep] = ()
+    states: Mapping[str, StudentState] = field(default_factory=dict)
+    """The new state of every student the batch changed."""
