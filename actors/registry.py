@@ -18,8 +18,10 @@ def shard(settings: Settings, partition: int, topic: str | None = None) -> Any:
     """The handle of partition ``partition``'s shard, created (detached) if it does not exist.
 
     Shards take no CPU (``num_cpus=0``) and restart without limit; a restarted shard re-runs
-    its constructor with empty memory and reloads students lazily. A call caught by a crash is
-    resent to the restarted shard (``shards.task_retries``): every method is safe to run twice.
+    its constructor with empty memory and reloads students lazily (and, with
+    ``ingest.mode = "pull"``, reads its partition again from its checkpoint). A call caught by
+    a crash is resent to the restarted shard (``shards.task_retries``): every method is safe
+    to run twice.
     """
     return (
         ray.remote(StudentShard)
@@ -32,7 +34,7 @@ def shard(settings: Settings, partition: int, topic: str | None = None) -> Any:
             max_task_retries=settings.shards.task_retries,
             num_cpus=0,
         )
-        .remote(settings, partition, topic)
+        .remote(settings, partition, topic, settings.ingest.mode == "pull")
     )
 
 

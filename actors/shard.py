@@ -9,6 +9,7 @@ batch, so a restarted shard is ready at once whatever the number of students.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -17,14 +18,17 @@ from typing import Any
 
 from actors import postgres_store, redis_store
 from actors.checkpoint import HistoryStore, StateStore
+from actors.feed import POLL_S, PartitionFeed
 from actors.postgres_store import PostgresHistoryStore
 from actors.redis_store import RedisStateStore
+from ingest.dead_letters import DeadLetterProducer
 from learnflow.batch_fold import component_steps, fold_batch, parse_batch
 from learnflow.batches import (
     AppliedEvent,
     BatchResult,
     CheckpointBatch,
     ComponentStep,
+    DeadLetter,
     Record,
 )
 from learnflow.deadline import Deadline
@@ -46,7 +50,9 @@ class StudentShard:
     _redis: StateStore
     _history: HistoryStore
 
-    def __init__(self, settings: Settings, partition: int, topic: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, partition: int, topic: str | None = None, feed: bool = False
+    ) -> None:
         self.partition = partition
         self.topic = topic or settings.kafka.events_topic
         self._settings = settings
@@ -64,6 +70,10 @@ class StudentShard:
         self._next_stats = 0.0
         self._busy_s = 0.0
         self._metrics = _ShardMetrics(f"{settings.shards.name_prefix}-{partition}")
+        self._lag: int | None = None
+        self._feeding: asyncio.Task[None] | None = None
+        if feed:  # a Ray actor's constructor runs on its event loop
+            self._feeding = asyncio.get_running_loop().create_task(self._feed())
 
     def __repr__(self) -> str:
         return (
@@ -95,6 +105,59 @@ class StudentShard:
         async with self._changed:
             self._changed.notify_all()
         return result
+
+    async def _feed(self) -> None:
+        """Read this shard's partition from its checkpoint and apply it, batch after batch.
+
+        Any failure (a store or Kafka down, this shard's first start failing) waits
+        ``ingest.retry_backoff_s`` and reads again from the checkpoint: memory moves only with a
+        saved batch, so the replay is harmless. Dead letters are delivered before the feed
+        goes on; they are retried until the topic takes them.
+        """
+        feed = PartitionFeed(self._settings, self.topic, self.partition)
+        dead_letters = DeadLetterProducer(self._settings.kafka)
+        backoff_s = self._settings.ingest.retry_backoff_s
+        positioned = False
+        try:
+            while True:
+                try:
+                    if not positioned:
+                        await self._start()
+                        await asyncio.to_thread(feed.seek, self._watermark + 1)
+                        feed.checkpointed(self._watermark + 1)  # a commit lost with a crash
+                        positioned = True
+                    records = await asyncio.to_thread(feed.poll, POLL_S)
+                    if records:
+                        result = await self.apply_batch(records, None)
+                        if result.dead_letters:
+                            await self._deliver(dead_letters, result.dead_letters)
+                        feed.checkpointed(result.checkpointed_offset + 1)
+                    self._lag = feed.lag(self._watermark)
+                    if feed.commit_due(force=not records):
+                        await asyncio.to_thread(feed.commit)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:
+                    logger.warning(
+                        "%s[%d]: feed failed, reading again from @%d: %r",
+                        self.topic, self.partition, self._watermark + 1, err,
+                    )  # fmt: skip
+                    positioned = False
+                    await asyncio.sleep(backoff_s)
+        finally:
+            await asyncio.to_thread(feed.close)
+
+    async def _deliver(self, producer: DeadLetterProducer, letters: tuple[DeadLetter, ...]) -> None:
+        backoff_s = self._settings.ingest.retry_backoff_s
+        while True:
+            try:
+                await asyncio.to_thread(
+                    producer.send, self.topic, self.partition, letters, Deadline.after(30.0)
+                )
+                return
+            except Exception as err:  # nothing past an undelivered letter goes on
+                logger.warning("%s[%d]: %r; retrying", self.topic, self.partition, err)
+                await asyncio.sleep(backoff_s)
 
     async def get(
         self, student_id: str, min_offset: int | None = None, timeout_s: float | None = None
@@ -145,6 +208,8 @@ class StudentShard:
             "checkpointed_offset": self._watermark,
             "uptime_s": time.monotonic() - self._started_at,
             "busy_s": self._busy_s,
+            "feeding": self._feeding is not None and not self._feeding.done(),
+            "lag": self._lag,
             **self._counts,
         }
 
@@ -156,7 +221,13 @@ class StudentShard:
         return samples
 
     async def close(self) -> None:
-        """Release the store clients (a shard living in an actor keeps them for its life)."""
+        """Stop the feed and release the store clients (a shard living in an actor keeps them
+        for its life)."""
+        if self._feeding is not None:
+            self._feeding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feeding
+            self._feeding = None
         if hasattr(self, "_history"):
             await self._history.close()
             del self._history

@@ -11,6 +11,7 @@ from ray import serve as ray_serve
 from ray.serve import Deployment
 
 from ingest.consumer import IngestLoop
+from ingest.keeper import ShardKeeper
 from learnflow.settings import Settings
 
 _HANDLER_NAME = "learnflow-worker-stderr"
@@ -36,11 +37,16 @@ def log_to_worker_stderr(name: str = "ingest") -> None:
 
 @ray_serve.deployment(name="Ingest", health_check_period_s=2, health_check_timeout_s=10)
 class IngestDeployment:
-    """Runs an :class:`IngestLoop` in a thread; Serve replaces the replica if the loop dies."""
+    """Runs an :class:`IngestLoop` (or, with ``ingest.mode = "pull"``, a :class:`ShardKeeper`)
+    in a thread; Serve replaces the replica if it dies."""
 
     def __init__(self, settings: Settings, topic: str | None = None) -> None:
         log_to_worker_stderr()
-        self._loop = IngestLoop(settings, topic)
+        self._loop: IngestLoop | ShardKeeper = (
+            ShardKeeper(settings, topic)
+            if settings.ingest.mode == "pull"
+            else IngestLoop(settings, topic)
+        )
         self._loop.start()
 
     def check_health(self) -> None:

@@ -122,6 +122,11 @@ class ServeSettings(BaseModel):
 class IngestSettings(BaseModel):
     """The Kafka consumer deployment that feeds the shards."""
 
+    mode: Literal["push", "pull"] = "push"
+    """``push``: the ingest deployment consumes the topic in its group and sends each partition's
+    batches to its shard, one Ray call per batch. ``pull``: each shard reads its own partition
+    from its checkpoint (``actors/feed.py``), no Ray call between Kafka and the fold; the ingest
+    deployment only keeps the shards up. Takes effect for shards created after the change."""
     group_id: str = "learnflow-ingest"
     replicas: int = Field(default=1, ge=1, le=64)
     num_cpus: float = Field(default=0.25, ge=0, le=2)
