@@ -7,7 +7,7 @@ was being checkpointed is the next batch. The checkpointed offset is committed t
 consumer group (at most every ``COMMIT_EVERY_S``) only so that lag shows where operators look
 for it; a restarted shard starts from its checkpoint, not from that commit.
 
-Blocking calls (poll, commit, the dead-letter producer's flush) run in a worker thread: a
+Blocking calls (poll, seek, close, the dead-letter producer's flush) run in a worker thread: a
 shard's event loop also answers progress reads.
 """
 
@@ -18,7 +18,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from ingest.topics import MAX_MESSAGE_BYTES
+from ingest.topics import consumer_config
 from learnflow.batches import Record
 from learnflow.settings import Settings
 
@@ -38,25 +38,21 @@ class PartitionFeed:
         self.topic = topic
         self.partition = partition
         self._settings = settings.ingest
+        # The group only takes the lag commits: assigned, not subscribed, so never in a
+        # rebalance. The broker answers a fetch as soon as one record is there (min bytes 1), so
+        # the longest wait only sets how often an idle feed asks again; it fetches ahead while
+        # its shard checkpoints, a few batches and no more.
         self._consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka.bootstrap_servers,
-                # Only for the lag commits: assigned, not subscribed, so never in a rebalance.
-                "group.id": settings.ingest.group_id,
-                "client.id": f"{settings.kafka.client_id}-shard-{partition}",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                # A checkpoint older than the log's retention: the oldest record still there.
-                "auto.offset.reset": "earliest",
-                # The broker answers a fetch as soon as one record is there (min bytes 1), so
-                # the longest wait only sets how often an idle feed asks again.
-                "fetch.min.bytes": 1,
-                "fetch.wait.max.ms": 500,
-                "fetch.max.bytes": 4 * MAX_MESSAGE_BYTES,
-                "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
-                # The feed fetches ahead while its shard checkpoints: a few batches, no more.
-                "queued.max.messages.kbytes": 16 * 1024,
-            }
+            consumer_config(
+                settings.kafka,
+                settings.ingest.group_id,
+                f"shard-{partition}",
+                **{
+                    "fetch.min.bytes": 1,
+                    "fetch.wait.max.ms": 500,
+                    "queued.max.messages.kbytes": 16 * 1024,
+                },
+            )
         )
         self._assigned = False
         self._to_commit: int | None = None
@@ -90,19 +86,17 @@ class PartitionFeed:
         return records
 
     def checkpointed(self, offset: int) -> None:
-        """Note that everything below ``offset`` is saved; committed by :meth:`commit_due`."""
+        """Note that everything below ``offset`` is saved; :meth:`commit` sends it."""
         self._to_commit = offset
 
-    def commit_due(self, force: bool = False) -> bool:
-        """Whether a noted offset waits and ``COMMIT_EVERY_S`` has passed since the last commit."""
-        return self._to_commit is not None and (force or time.monotonic() >= self._next_commit)
-
-    def commit(self) -> None:
-        """Commit the noted offset (asynchronously)."""
-        if self._to_commit is None:
+    def commit(self, force: bool = False) -> None:
+        """Commit the noted offset if ``COMMIT_EVERY_S`` has passed since the last commit (or
+        ``force``). Asynchronous: it only queues the request."""
+        now = time.monotonic()
+        if self._to_commit is None or (not force and now < self._next_commit):
             return
         offset, self._to_commit = self._to_commit, None
-        self._next_commit = time.monotonic() + COMMIT_EVERY_S
+        self._next_commit = now + COMMIT_EVERY_S
         try:
             self._consumer.commit(
                 offsets=[TopicPartition(self.topic, self.partition, offset)], asynchronous=True
@@ -121,7 +115,7 @@ class PartitionFeed:
         return max(0, high - checkpointed - 1) if high >= 0 else None
 
     def close(self) -> None:
-        self.commit()
+        self.commit(force=True)
         try:
             self._consumer.close()
         except (KafkaException, RuntimeError):

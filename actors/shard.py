@@ -133,8 +133,7 @@ class StudentShard:
                             await self._deliver(dead_letters, result.dead_letters)
                         feed.checkpointed(result.checkpointed_offset + 1)
                     self._lag = feed.lag(self._watermark)
-                    if feed.commit_due(force=not records):
-                        await asyncio.to_thread(feed.commit)
+                    feed.commit(force=not records)
                 except asyncio.CancelledError:
                     raise
                 except Exception as err:

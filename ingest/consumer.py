@@ -23,7 +23,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
 from actors import registry
 from ingest.dead_letters import DeadLetterProducer
-from ingest.topics import MAX_MESSAGE_BYTES
+from ingest.topics import consumer_config
 from learnflow.batches import BatchResult, Record
 from learnflow.deadline import Deadline
 from learnflow.settings import Settings
@@ -48,24 +48,22 @@ class IngestLoop:
         self.topic = topic or settings.kafka.events_topic
         self._config = settings.ingest
         self._consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka.bootstrap_servers,
-                "group.id": self._config.group_id,
-                "client.id": f"{settings.kafka.client_id}-ingest",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "partition.assignment.strategy": "cooperative-sticky",
-                "session.timeout.ms": 15000,
-                "heartbeat.interval.ms": 1000,
-                "max.poll.interval.ms": 300000,
-                "fetch.max.bytes": 4 * MAX_MESSAGE_BYTES,
-                # Let the broker gather up to 10 ms of records per fetch instead of answering
-                # every single message: far fewer requests at a bounded cost in latency.
-                "fetch.min.bytes": 64 * 1024,
-                "fetch.wait.max.ms": self._config.fetch_wait_ms,
-                "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
-            }
+            consumer_config(
+                settings.kafka,
+                self._config.group_id,
+                "ingest",
+                **{
+                    "partition.assignment.strategy": "cooperative-sticky",
+                    "session.timeout.ms": 15000,
+                    "heartbeat.interval.ms": 1000,
+                    "max.poll.interval.ms": 300000,
+                    # Let the broker gather up to 10 ms of records per fetch instead of
+                    # answering every single message: far fewer requests at a bounded cost in
+                    # latency.
+                    "fetch.min.bytes": 64 * 1024,
+                    "fetch.wait.max.ms": self._config.fetch_wait_ms,
+                },
+            )
         )
         self._dead_letters = DeadLetterProducer(settings.kafka)
         self._shards: dict[int, Any] = {}

@@ -58,12 +58,15 @@ class ShardKeeper:
 
     def _run(self) -> None:
         try:
+            handles: list[Any] = []
             while not self._stop.is_set():
                 try:
-                    handles = registry.ensure_shards(self._settings, self.topic)
+                    if not handles:  # (re)made only when a look failed: a lookup per shard
+                        handles = registry.ensure_shards(self._settings, self.topic)
                     self._figures = ray.get([h.stats.remote() for h in handles], timeout=60)
                 except (RayError, TimeoutError) as err:  # a shard restarting: look again
                     logger.warning("%s: shards not all up yet: %r", self.topic, err)
+                    handles = []
                 self._stop.wait(_LOOK_EVERY_S)
         except BaseException as err:
             self.error = err

@@ -157,3 +157,21 @@ def _wait_for_leaders(admin: AdminClient, names: list[str], deadline: Deadline) 
         if deadline.expired():
             raise KafkaUnavailableError(f"no leader elected for {', '.join(leaderless[:5])}")
         time.sleep(deadline.cap(0.1))
+
+
+def consumer_config(
+    settings: KafkaSettings, group_id: str, client: str, **overrides: object
+) -> dict[str, object]:
+    """A consumer of ``learning.events`` that commits only what it says (never on its own),
+    takes the largest message the topic allows, and starts at the oldest record it has."""
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": group_id,
+        "client.id": f"{settings.client_id}-{client}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "fetch.max.bytes": 4 * MAX_MESSAGE_BYTES,
+        "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
+        **overrides,
+    }
