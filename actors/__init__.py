@@ -1,1 +1,2 @@
-"""Stateful Ray actors: one ``StudentShard`` per Kafka partition and its checkpoint stores."""
+"""Stateful Ray actors: ``ShardHost`` actors holding one ``StudentShard`` per Kafka partition,
+and the shards' checkpoint stores."""

@@ -13,8 +13,9 @@ from learnflow.student_state import StudentState
 class HistoryStore(Protocol):
     """Long-term history (PostgreSQL): attempts, weekly aggregates, the partition watermark."""
 
-    async def record(self, batch: CheckpointBatch) -> None:
-        """Write the batch in one transaction; writing it again changes nothing."""
+    async def record(self, batches: Sequence[CheckpointBatch]) -> None:
+        """Write one checkpoint (the batches of one or more partitions of one topic) in one
+        transaction; writing it again changes nothing."""
 
     async def watermark(self, topic: str, partition: int) -> int:
         """The highest offset recorded for the partition (-1 if none)."""
@@ -35,8 +36,9 @@ class StateStore(Protocol):
     async def load(self, student_ids: Sequence[str]) -> dict[str, StudentState]:
         """The saved state of each student that has one, in one round trip."""
 
-    async def save(self, batch: CheckpointBatch) -> None:
-        """Write the batch atomically; writing it again changes nothing."""
+    async def save(self, batches: Sequence[CheckpointBatch]) -> None:
+        """Write one checkpoint (the batches of one or more partitions) atomically; writing it
+        again changes nothing."""
 
     async def watermark(self, topic: str, partition: int) -> int:
         """The highest offset whose students are all saved (-1 if none)."""

@@ -1,14 +1,16 @@
-"""A shard's own Kafka feed (``ingest.mode = "pull"``): its partition, from its checkpoint.
+"""A shard host's own Kafka feed (``ingest.mode = "pull"``): its partitions, each from its
+shard's checkpoint.
 
-The shard reads its partition itself, from the offset after its watermark, so offsets live with
-the state (as in Flink or Bytewax) and no Ray call stands between Kafka and the fold: at low load
-an event is checkpointed as soon as it arrives; under load, everything that came while a batch
-was being checkpointed is the next batch. The checkpointed offset is committed to the ingest's
-consumer group (at most every ``COMMIT_EVERY_S``) only so that lag shows where operators look
-for it; a restarted shard starts from its checkpoint, not from that commit.
+The host reads its partitions itself, each from the offset after its shard's watermark, so
+offsets live with the state (as in Flink or Bytewax) and no Ray call stands between Kafka and
+the fold: at low load an event is checkpointed as soon as it arrives; under load, everything
+that came while a checkpoint was being written is the next one. The checkpointed offsets are
+committed to the ingest's consumer group (at most every ``COMMIT_EVERY_S``) only so that lag
+shows where operators look for it; a restarted host starts from its shards' checkpoints, not
+from those commits.
 
 Blocking calls (poll, seek, close, the dead-letter producer's flush) run in a worker thread: a
-shard's event loop also answers progress reads.
+host's event loop also answers progress reads.
 """
 
 from __future__ import annotations
@@ -29,24 +31,27 @@ COMMIT_EVERY_S = 1.0
 commits would cost the broker more than the events."""
 POLL_S = 1.0
 """How long an idle feed waits for a record before it looks again (a record ends the wait)."""
+BUSY_S = 0.1
+"""A record within this long of the last one means records keep coming: the feed lingers."""
 
 
 class PartitionFeed:
-    """One partition's records in offset order, from a position the shard sets."""
+    """Records of several partitions of one topic, each in offset order, from positions the
+    shards set; one consumer (one fetch per round trip to the broker) for all of them."""
 
-    def __init__(self, settings: Settings, topic: str, partition: int) -> None:
+    def __init__(self, settings: Settings, topic: str, partitions: list[int], name: str) -> None:
         self.topic = topic
-        self.partition = partition
+        self.partitions = list(partitions)
         self._settings = settings.ingest
         # The group only takes the lag commits: assigned, not subscribed, so never in a
         # rebalance. The broker answers a fetch as soon as one record is there (min bytes 1), so
         # the longest wait only sets how often an idle feed asks again; it fetches ahead while
-        # its shard checkpoints, a few batches and no more.
+        # its shards checkpoint, a few batches and no more.
         self._consumer = Consumer(
             consumer_config(
                 settings.kafka,
                 settings.ingest.group_id,
-                f"shard-{partition}",
+                name,
                 **{
                     "fetch.min.bytes": 1,
                     "fetch.wait.max.ms": 500,
@@ -54,61 +59,71 @@ class PartitionFeed:
                 },
             )
         )
-        self._assigned = False
-        self._to_commit: int | None = None
+        self._to_commit: dict[int, int] = {}
         self._next_commit = 0.0
+        self._last_record = 0.0
 
-    def seek(self, offset: int) -> None:
-        """Read next from ``offset`` (after a start, or to replay what failed)."""
-        position = TopicPartition(self.topic, self.partition, offset)
-        if not self._assigned:
-            self._consumer.assign([position])
-            self._assigned = True
-        else:
-            self._consumer.seek(position)
+    def seek(self, offsets: dict[int, int]) -> None:
+        """Read each partition next from its offset (after a start, or to replay what failed):
+        the assignment is replaced whole, so nothing fetched before is handed out after."""
+        self._consumer.assign([TopicPartition(self.topic, p, o) for p, o in offsets.items()])
 
-    def poll(self, timeout_s: float) -> list[Record]:
-        """Wait at most ``timeout_s`` for a record, then take every one already fetched."""
+    def poll(self, timeout_s: float) -> dict[int, list[Record]]:
+        """Wait at most ``timeout_s`` for a record, then take every one already fetched, by
+        partition; while records keep coming, first wait ``ingest.linger_ms`` for more."""
         first = self._consumer.poll(timeout_s)
+        now = time.monotonic()
         if first is None:
-            return []
-        messages = [first, *self._consumer.consume(self._settings.max_batch - 1, timeout=0)]
-        records: list[Record] = []
+            return {}
+        busy = now - self._last_record < BUSY_S
+        self._last_record = now
+        messages = [
+            first,
+            *self._consumer.consume(
+                self._settings.max_batch - 1,
+                timeout=self._settings.linger_ms / 1000 if busy else 0,
+            ),
+        ]
+        records: dict[int, list[Record]] = {}
         for msg in messages:
             err = msg.error()
             if err is not None:
                 if err.code() != KafkaError._PARTITION_EOF:
-                    logger.warning("%s[%d]: consume error: %s", self.topic, self.partition, err)
+                    logger.warning("%s: consume error: %s", self.topic, err)
                 continue
-            offset = msg.offset()
-            if offset is not None:  # a record (not an error) always has one
-                records.append((offset, msg.key(), msg.value(), msg.timestamp()[1]))
+            offset, partition = msg.offset(), msg.partition()
+            if offset is not None and partition is not None:  # always, for a record
+                records.setdefault(partition, []).append(
+                    (offset, msg.key(), msg.value(), msg.timestamp()[1])
+                )
         return records
 
-    def checkpointed(self, offset: int) -> None:
-        """Note that everything below ``offset`` is saved; :meth:`commit` sends it."""
-        self._to_commit = offset
+    def checkpointed(self, partition: int, offset: int) -> None:
+        """Note that everything of ``partition`` below ``offset`` is saved; :meth:`commit`
+        sends it."""
+        self._to_commit[partition] = offset
 
     def commit(self, force: bool = False) -> None:
-        """Commit the noted offset if ``COMMIT_EVERY_S`` has passed since the last commit (or
+        """Commit the noted offsets if ``COMMIT_EVERY_S`` has passed since the last commit (or
         ``force``). Asynchronous: it only queues the request."""
         now = time.monotonic()
-        if self._to_commit is None or (not force and now < self._next_commit):
+        if not self._to_commit or (not force and now < self._next_commit):
             return
-        offset, self._to_commit = self._to_commit, None
+        offsets, self._to_commit = self._to_commit, {}
         self._next_commit = now + COMMIT_EVERY_S
         try:
             self._consumer.commit(
-                offsets=[TopicPartition(self.topic, self.partition, offset)], asynchronous=True
+                offsets=[TopicPartition(self.topic, p, o) for p, o in offsets.items()],
+                asynchronous=True,
             )
         except KafkaException as err:  # the lag figure is late, nothing else
-            logger.info("%s[%d]: lag commit failed: %s", self.topic, self.partition, err)
+            logger.info("%s: lag commit failed: %s", self.topic, err)
 
-    def lag(self, checkpointed: int) -> int | None:
+    def lag(self, partition: int, checkpointed: int) -> int | None:
         """Records on the partition after ``checkpointed`` (from the last fetch's figures)."""
         try:
             _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(self.topic, self.partition), cached=True
+                TopicPartition(self.topic, partition), cached=True
             )
         except KafkaException:
             return None
@@ -122,4 +137,4 @@ class PartitionFeed:
             pass
 
     def __repr__(self) -> str:
-        return f"PartitionFeed({self.topic}[{self.partition}])"
+        return f"PartitionFeed({self.topic}{self.partitions})"

@@ -14,7 +14,8 @@ from learnflow.events import AttemptGraded
 from learnflow.settings import PostgresSettings
 
 # The whole PostgreSQL step of a checkpoint is one statement (one round trip, one transaction):
-# attempt rows (ignored if their event_id exists), weekly aggregates and the partition watermark.
+# attempt rows (ignored if their event_id exists), weekly aggregates and the partition watermarks
+# (one checkpoint may carry batches of several partitions).
 # Each student's events are ordered by offset (one partition per student), so a weekly row counts
 # only steps above its last_offset: replaying a batch adds nothing twice.
 _RECORD_BATCH = """
@@ -24,11 +25,11 @@ WITH inserted AS (
                           kafka_partition, kafka_offset)
     SELECT e.event_id, e.student_id, e.exercise_id, string_to_array(e.components, ','),
            e.passed, e.score, e.tests_passed, e.tests_total, e.duration_ms, e.submitted_at,
-           $11, e.kafka_offset
+           e.kafka_partition, e.kafka_offset
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::float8[],
-                $7::int[], $8::int[], $9::int[], $10::timestamptz[], $12::bigint[])
+                $7::int[], $8::int[], $9::int[], $10::timestamptz[], $11::int[], $12::bigint[])
          AS e(event_id, student_id, exercise_id, components, passed, score, tests_passed,
-              tests_total, duration_ms, submitted_at, kafka_offset)
+              tests_total, duration_ms, submitted_at, kafka_partition, kafka_offset)
     ON CONFLICT (event_id) DO NOTHING
     RETURNING 1
 ), step AS (
@@ -65,7 +66,9 @@ WITH inserted AS (
         updated_at = now()
     RETURNING 1
 ), watermark AS (
-    INSERT INTO partition_checkpoints (topic, partition, kafka_offset) VALUES ($20, $11, $21)
+    INSERT INTO partition_checkpoints (topic, partition, kafka_offset)
+    SELECT $20, m.partition, m.kafka_offset
+    FROM unnest($21::int[], $22::bigint[]) AS m(partition, kafka_offset)
     ON CONFLICT (topic, partition) DO UPDATE
     SET kafka_offset = GREATEST(partition_checkpoints.kafka_offset, EXCLUDED.kafka_offset),
         updated_at = now()
@@ -112,9 +115,15 @@ class PostgresHistoryStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def record(self, batch: CheckpointBatch) -> None:
-        events = [applied.event for applied in batch.applied]
-        steps = batch.steps
+    async def record(self, batches: Sequence[CheckpointBatch]) -> None:
+        if not batches:
+            return
+        topic = batches[0].topic
+        if any(batch.topic != topic for batch in batches):
+            raise ValueError("one checkpoint is of one topic")
+        applied = [a for batch in batches for a in batch.applied]
+        events = [a.event for a in applied]
+        steps = [s for batch in batches for s in batch.steps]
         await self._pool.execute(
             _RECORD_BATCH,
             [e.event_id for e in events],
@@ -127,8 +136,8 @@ class PostgresHistoryStore:
             [e.tests_total for e in events],
             [e.duration_ms for e in events],
             [e.submitted_at for e in events],
-            batch.partition,
-            [applied.offset for applied in batch.applied],
+            [batch.partition for batch in batches for _ in batch.applied],
+            [a.offset for a in applied],
             [s.student_id for s in steps],
             [s.component for s in steps],
             [s.iso_year for s in steps],
@@ -136,8 +145,9 @@ class PostgresHistoryStore:
             [s.offset for s in steps],
             [s.passed for s in steps],
             [s.p_mastered for s in steps],
-            batch.topic,
-            batch.last_offset,
+            topic,
+            [batch.partition for batch in batches],
+            [batch.last_offset for batch in batches],
         )
 
     async def close(self) -> None:

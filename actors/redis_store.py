@@ -50,8 +50,9 @@ def connect(
     return aioredis.Redis(connection_pool=pool)
 
 
-# One batch in one script: atomic like MULTI/EXEC, but a single command on the wire instead of
-# several per event. Numbers travel as strings so no float loses digits inside Lua.
+# One checkpoint (the batches of one or more partitions) in one script: atomic like MULTI/EXEC,
+# but a single command on the wire instead of several per event. Numbers travel as strings so no
+# float loses digits inside Lua.
 _SAVE_BATCH = """
 local doc = cjson.decode(ARGV[1])
 for _, kv in ipairs(doc.states) do
@@ -65,8 +66,10 @@ for _, zset in ipairs(doc.attempts) do
     redis.call('ZADD', zset[1], unpack(zset[2]))
     redis.call('ZREMRANGEBYRANK', zset[1], 0, -doc.keep - 1)
 end
-redis.call('SET', doc.watermark_key, doc.watermark)
-redis.call('PUBLISH', doc.channel, doc.watermark)
+for _, mark in ipairs(doc.watermarks) do
+    redis.call('SET', mark[1], mark[2])
+    redis.call('PUBLISH', mark[3], mark[2])
+end
 return #doc.states
 """
 
@@ -95,13 +98,19 @@ class RedisStateStore:
             if value is not None
         }
 
-    async def save(self, batch: CheckpointBatch) -> None:
+    async def save(self, batches: Sequence[CheckpointBatch]) -> None:
+        """Write one checkpoint (each partition's students lie on that partition only, so the
+        batches never share a student)."""
+        if not batches:
+            return
         daily = {
             keys.daily_mastery(student, day): {c: repr(p) for c, p in values.items()}
-            for (student, day), values in daily_values(batch.steps).items()
+            for (student, day), values in daily_values(
+                [s for batch in batches for s in batch.steps]
+            ).items()
         }
         attempts: dict[str, list[str]] = {}
-        for applied in batch.applied:
+        for applied in (a for batch in batches for a in batch.applied):
             event = applied.event
             summary = orjson.dumps(
                 {
@@ -120,6 +129,7 @@ class RedisStateStore:
         document = {
             "states": [
                 [keys.state(student), state_codec.encode(state).decode()]
+                for batch in batches
                 for student, state in batch.states.items()
             ],
             "daily": [
@@ -128,9 +138,14 @@ class RedisStateStore:
             "attempts": [[key, members] for key, members in attempts.items()],
             "ttl": self._ttl,
             "keep": self._attempts_kept,
-            "watermark_key": keys.partition_checkpoint(batch.topic, batch.partition),
-            "watermark": str(batch.last_offset),
-            "channel": keys.checkpoint_channel(batch.topic, batch.partition),
+            "watermarks": [
+                [
+                    keys.partition_checkpoint(batch.topic, batch.partition),
+                    str(batch.last_offset),
+                    keys.checkpoint_channel(batch.topic, batch.partition),
+                ]
+                for batch in batches
+            ],
         }
         await self._save_batch(args=[orjson.dumps(document)])
 

@@ -3,8 +3,10 @@
 1. Pre-produces 200,000 ``attempt.graded`` events (10,000 students, 6 components) to a fresh
    12-partition topic.
 2. (a) a bare confluent-kafka consumer reads them as fast as it can: the ceiling here;
-   (b) the full path (IngestLoop → StudentShard actors → PostgreSQL + Redis → commit) from a
-   fresh consumer group: events consumed, applied, checkpointed and committed per second.
+   (b) the full path in the configured ``ingest.mode`` (pull: each StudentShard reads its own
+   partition; push: IngestLoop → StudentShard actors) → PostgreSQL + Redis, from fresh shards:
+   events consumed, applied and checkpointed per second (progress read from the partitions'
+   Redis checkpoints, the last step of a checkpoint).
 3. Once PostgreSQL's autovacuum and Redis's AOF rewrite have digested that burst, and after a
    10 s warm-up: produce-to-checkpointed latency at a steady 1,000 events/s for 15 s (a
    broker started minutes before still compiles its hot code in the first seconds).
@@ -46,8 +48,9 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from actors import registry
 from ingest import topics
 from ingest.consumer import IngestLoop
+from ingest.keeper import ShardKeeper
 from ingest.producer import producer_config
-from learnflow import synthetic
+from learnflow import keys, synthetic
 from learnflow.deadline import Deadline
 
 EVENTS, STUDENTS, RESIDENTS = 200_000, 10_000, 100_000
@@ -62,7 +65,7 @@ _COMPONENTS = (
     ("Kafka broker", "kafka.Kafka"),
     ("PostgreSQL", "postgres"),
     ("Redis", "redis-server"),
-    ("shard actors (every namespace)", "ray::StudentShard"),
+    ("shard hosts (every namespace)", "ray::ShardHost"),
 )
 
 
@@ -100,7 +103,7 @@ class CpuMeter:
         for pid, (command, now) in self._read().items():
             used = now - self._start.get(pid, (command, 0.0))[1]
             if pid == os.getpid():
-                label = "ingest loop + producer (this process)"
+                label = "this process (push: the ingest loop; producers)"
             else:
                 label = next((name for name, part in _COMPONENTS if part in command), "the rest")
             by_component[label] += used
@@ -176,31 +179,50 @@ def bare_consumer_rate(settings: Settings, total: int) -> float:
     return seen / elapsed
 
 
-def committed_total(consumer: Consumer, settings: Settings) -> int:
-    tps = [TopicPartition(settings.kafka.events_topic, p) for p in range(settings.kafka.partitions)]
-    return sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10))
+Driver = IngestLoop | ShardKeeper
 
 
-def full_path_rate(settings: Settings, total: int, loop: IngestLoop) -> tuple[float, float]:
-    """(steady rate after the first 5 %, rate from start including the group join)."""
-    probe = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": settings.ingest.group_id,
-        }
+def make_driver(settings: Settings) -> Driver:
+    """What moves events to the shards in the configured mode (not started)."""
+    return ShardKeeper(settings) if settings.ingest.mode == "pull" else IngestLoop(settings)
+
+
+def checkpointed_total(client: redis.Redis, settings: Settings) -> int:
+    """Events at or below every partition's Redis checkpoint (the last write of a checkpoint)."""
+    names = [
+        keys.partition_checkpoint(settings.kafka.events_topic, p)
+        for p in range(settings.kafka.partitions)
+    ]
+    return sum(int(v) + 1 for v in client.mget(names) if v is not None)
+
+
+def shard_batches(settings: Settings) -> int:
+    """Batches the shards have applied so far (one Ray call per shard)."""
+    hosts = registry.ensure_shards(settings)
+    return sum(
+        figures["batches"]
+        for host in ray.get([h.all_stats.remote() for h in hosts], timeout=60)
+        for figures in host
     )
+
+
+def full_path_rate(settings: Settings, total: int, driver: Driver) -> tuple[float, float]:
+    """(steady rate after the first 5 %, rate from the start of fresh shards)."""
+    client = redis.Redis.from_url(settings.redis.url)
     began = time.perf_counter()
-    loop.start()
+    driver.start()
+    if isinstance(driver, ShardKeeper):
+        registry.ensure_shards(settings)  # the shards start reading as they are made
     mark: tuple[float, int] | None = None
     deadline = Deadline.after(900)
     done = 0
     while done < total and not deadline.expired():
         time.sleep(0.05)
-        done = committed_total(probe, settings)
+        done = checkpointed_total(client, settings)
         if mark is None and done >= total * 0.05:
             mark = (time.perf_counter(), done)
     finished = time.perf_counter()
-    probe.close()
+    client.close()
     if done < total or mark is None:
         raise RuntimeError(f"full path committed only {done} of {total} events")
     return (total - mark[1]) / (finished - mark[0]), total / (finished - began)
@@ -254,12 +276,12 @@ class SteadyRun:
     cpu: tuple[dict[str, float], float]
     """CPU by component over the run (not the warm-up)."""
     calls_per_s: float
-    """Shard calls the ingest made per second over the run."""
+    """Batches the shards applied per second over the run (in push mode, a Ray call each)."""
 
 
-def steady_latency(settings: Settings, run: str, loop: IngestLoop) -> SteadyRun:
+def steady_latency(settings: Settings, run: str) -> SteadyRun:
     """Produce-to-checkpointed latencies (ms) at ``STEADY_RATE``, after a warm-up."""
-    shards = [registry.shard(settings, p) for p in range(settings.kafka.partitions)]
+    shards = registry.ensure_shards(settings)
     # One producer for the warm-up and the run: a record's latency starts when produce() is
     # called, so a new producer's connection setup would count as latency of the first ones.
     producer = Producer(producer_config(settings.kafka))
@@ -268,11 +290,11 @@ def steady_latency(settings: Settings, run: str, loop: IngestLoop) -> SteadyRun:
     time.sleep(1.0)
     ray.get([s.latency_samples.remote(clear=True) for s in shards])
     values = make_values(f"{run}-steady", STEADY_RATE * STEADY_SECONDS, 2000, seed=3)
-    meter, batches, began = CpuMeter(), loop.counts["batches"], time.monotonic()
+    meter, batches, began = CpuMeter(), shard_batches(settings), time.monotonic()
     produce_steadily(settings, producer, values, STEADY_RATE)
     time.sleep(2.0)
     cpu = meter.seconds()
-    calls_per_s = (loop.counts["batches"] - batches) / (time.monotonic() - began)
+    calls_per_s = (shard_batches(settings) - batches) / (time.monotonic() - began)
     latencies = np.array(
         [
             x
@@ -288,9 +310,12 @@ def recovery_time(settings: Settings, run: str) -> tuple[float, int]:
     produce(settings, make_values(f"{run}-resident", RESIDENTS, RESIDENTS, seed=4), partition)
     shard = registry.shard(settings, partition)
     deadline = Deadline.after(600)
-    while ray.get(shard.stats.remote())["resident_students"] < RESIDENTS and not deadline.expired():
+    while (
+        ray.get(shard.stats.remote(partition))["resident_students"] < RESIDENTS
+        and not deadline.expired()
+    ):
         time.sleep(0.2)
-    stats = ray.get(shard.stats.remote())
+    stats = ray.get(shard.stats.remote(partition))
     producer = Producer(producer_config(settings.kafka))
     # Connected and with its producer id before the kill: what is timed is the shard's recovery.
     warm_key, warm_value = make_values(f"{run}-warm", 1, 1, seed=6)[0]
@@ -308,7 +333,8 @@ def recovery_time(settings: Settings, run: str) -> tuple[float, int]:
     while not deadline.expired():
         try:
             view = ray.get(
-                registry.shard(settings, partition).get.remote("-", offsets[0], 1.0), timeout=5
+                registry.shard(settings, partition).get.remote(partition, "-", offsets[0], 1.0),
+                timeout=5,
             )
             if view["caught_up"]:
                 break
@@ -330,13 +356,9 @@ async def _drop_history(settings: Settings, run: str) -> None:
         await conn.close()
 
 
-def clean_up(settings: Settings, run: str, loop: IngestLoop) -> None:
-    loop.stop()
-    for p in range(settings.kafka.partitions):
-        try:
-            ray.kill(ray.get_actor(registry.shard_name(settings, p), settings.ray.namespace))
-        except ValueError:
-            pass
+def clean_up(settings: Settings, run: str, driver: Driver) -> None:
+    driver.stop()
+    registry.kill_shards(settings)
     topics.delete_topics(
         topics.admin_client(settings.kafka), [settings.kafka.events_topic], Deadline.after(60)
     )
@@ -426,7 +448,7 @@ def main() -> None:
         topics.learnflow_topics(settings.kafka)[:1],
         Deadline.after(60),
     )
-    loop = IngestLoop(settings)
+    driver = make_driver(settings)
     try:
         say(
             f"pre-producing {EVENTS:,} events "
@@ -436,17 +458,19 @@ def main() -> None:
         began = time.perf_counter()
         produce(settings, values)
         say(f"  produced at {EVENTS / (time.perf_counter() - began):,.0f} events/s")
-        registry.ensure_shards(settings)
+        if isinstance(driver, IngestLoop):
+            registry.ensure_shards(settings)
 
         bare = bare_consumer_rate(settings, EVENTS)
         meter = CpuMeter()
-        steady, overall = full_path_rate(settings, EVENTS, loop)
+        steady, overall = full_path_rate(settings, EVENTS, driver)
         full_path_cpu = meter.seconds()
         say("")
         say(f"{'path':<58}{'events/s':>12}")
         say(f"{'(a) bare confluent-kafka consumer (ceiling)':<58}{bare:>12,.0f}")
-        say(f"{'(b) full path: consume, apply, checkpoint PG + Redis, commit':<58}{steady:>12,.0f}")
-        say(f"{'    (b) including consumer-group join and first batches':<58}{overall:>12,.0f}")
+        say(f"{'(b) full path: consume, apply, checkpoint PG + Redis':<58}{steady:>12,.0f}")
+        say(f"{'    (b) including the shards start and first batches':<58}{overall:>12,.0f}")
+        say(f"    ingest.mode = {settings.ingest.mode!r}")
         say(f"    ratio (b)/(a): {steady / bare:.3f}")
         say("  CPU of the full path, by component (2 cores):")
         say_cpu(full_path_cpu, "event", EVENTS)
@@ -456,7 +480,7 @@ def main() -> None:
             f"\nsteady {STEADY_RATE:,} events/s for {STEADY_SECONDS} s (after {settled:.1f} s for "
             f"autovacuum and AOF rewrites to finish, and a {WARM_UP_SECONDS} s warm-up) …"
         )
-        steady_run = steady_latency(settings, run, loop)
+        steady_run = steady_latency(settings, run)
         samples, steady_calls = steady_run.latencies_ms, steady_run.calls_per_s
         p50, p90, p99 = (float(x) for x in np.percentile(samples, [50, 90, 99]))
         say(
@@ -466,16 +490,20 @@ def main() -> None:
         say("  CPU over the run (2 s to finish included), by component (2 cores):")
         say_cpu(steady_run.cpu, "event", STEADY_RATE * STEADY_SECONDS)
         say(
-            f"  shard calls: {steady_calls:.0f}/s, {STEADY_RATE / steady_calls:.1f} events each "
-            f"(most in flight at once over the whole benchmark: {loop.peak_in_flight})"
+            f"  batches applied: {steady_calls:.0f}/s, {STEADY_RATE / steady_calls:.1f} events each"
+            + (
+                f" (a Ray call each; most in flight at once: {driver.peak_in_flight})"
+                if isinstance(driver, IngestLoop)
+                else " (read by the shards themselves, no Ray call)"
+            )
         )
 
         say("\nfloors on this machine, measured now:")
         actor_us, caller_us = ray_call_floor(settings)
         say(
             f"  a Ray call to an actor that does nothing: {actor_us:.0f} µs CPU in the actor + "
-            f"{caller_us:.0f} µs in the caller; at the steady run's calls/s that alone is "
-            f"{steady_calls * (actor_us + caller_us) / 1e6:.2f} of the 2 cores"
+            f"{caller_us:.0f} µs in the caller; a call per batch at the steady run's batches/s "
+            f"would be {steady_calls * (actor_us + caller_us) / 1e6:.2f} of the 2 cores"
         )
         row_us = postgres_row_floor(settings)
         full_us = full_path_cpu[1] / EVENTS * 1e6
@@ -508,7 +536,7 @@ def main() -> None:
         ]:
             say(f"  [{'met' if ok else 'MISSED'}] {label}: {figure}")
     finally:
-        clean_up(settings, run, loop)
+        clean_up(settings, run, driver)
         ray.shutdown()
 
 

@@ -218,7 +218,7 @@ class IngestLoop:
             del pending[: self._config.max_batch]
             self._pending_since[partition] = time.monotonic()
             handle = self._shard(partition)
-            ref = handle.apply_batch.remote(records, self._previous.get(partition))
+            ref = handle.apply_batch.remote(partition, records, self._previous.get(partition))
             self._in_flight[partition].append(InFlight(ref, records[0][0], records[-1][0]))
             self._previous[partition] = records[-1][0]
             self.peak_in_flight = max(self.peak_in_flight, self._calls_in_flight())

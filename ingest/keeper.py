@@ -1,5 +1,5 @@
 """The ingest with ``ingest.mode = "pull"``: the shards read their partitions themselves; this
-keeps every partition's shard up (creating any that is missing) and gathers their figures."""
+keeps every shard host up (creating any that is missing) and gathers their figures."""
 
 from __future__ import annotations
 
@@ -63,7 +63,11 @@ class ShardKeeper:
                 try:
                     if not handles:  # (re)made only when a look failed: a lookup per shard
                         handles = registry.ensure_shards(self._settings, self.topic)
-                    self._figures = ray.get([h.stats.remote() for h in handles], timeout=60)
+                    self._figures = [
+                        figures
+                        for host in ray.get([h.all_stats.remote() for h in handles], timeout=60)
+                        for figures in host
+                    ]
                 except (RayError, TimeoutError) as err:  # a shard restarting: look again
                     logger.warning("%s: shards not all up yet: %r", self.topic, err)
                     handles = []

@@ -122,16 +122,22 @@ class ServeSettings(BaseModel):
 class IngestSettings(BaseModel):
     """The Kafka consumer deployment that feeds the shards."""
 
-    mode: Literal["push", "pull"] = "push"
-    """``push``: the ingest deployment consumes the topic in its group and sends each partition's
-    batches to its shard, one Ray call per batch. ``pull``: each shard reads its own partition
-    from its checkpoint (``actors/feed.py``), no Ray call between Kafka and the fold; the ingest
-    deployment only keeps the shards up. Takes effect for shards created after the change."""
+    mode: Literal["push", "pull"] = "pull"
+    """``pull``: each shard host reads its own partitions, each from its checkpoint
+    (``actors/feed.py``), no Ray call between Kafka and the fold; the ingest deployment only
+    keeps the hosts up. ``push``: the ingest deployment consumes the topic in its group and
+    sends each partition's batches to its shard's host, one Ray call per batch. Takes effect for
+    hosts created after the change."""
     group_id: str = "learnflow-ingest"
     replicas: int = Field(default=1, ge=1, le=64)
     num_cpus: float = Field(default=0.25, ge=0, le=2)
     max_batch: int = Field(default=5000, ge=1, le=100_000)
     """Messages taken from Kafka per poll, and the most sent to a shard in one call."""
+    linger_ms: float = Field(default=5.0, ge=0, le=1000)
+    """Pull mode: while records keep coming (the last read found some), a shard host waits
+    this long after a read's first record for more before it checkpoints, so a checkpoint
+    carries a few milliseconds of events instead of one or two. After a quiet spell the first
+    record goes at once."""
     max_in_flight_per_partition: int = Field(default=1, ge=1, le=16)
     """Batches a shard may have queued; later records wait and go as one larger batch."""
     max_in_flight_total: int = Field(default=3, ge=0, le=1024)
@@ -227,9 +233,13 @@ class GraderSettings(BaseModel):
 
 
 class ShardSettings(BaseModel):
-    """The ``StudentShard`` actors, one per partition."""
+    """The ``StudentShard`` of each partition, held by ``hosts`` Ray actors."""
 
     name_prefix: str = "shard"
+    hosts: int = Field(default=2, ge=1, le=256)
+    """Shard host actors (processes): host ``i`` holds every partition ``p`` with
+    ``p % hosts == i``. Fewer processes cost less CPU and memory per event; more spread the
+    partitions over more cores (or Ray nodes)."""
     max_resident_students: int = Field(default=200_000, ge=1)
     """Clean students beyond this many are evicted, least recently used first."""
     daily_mastery_ttl_days: int = Field(default=35, ge=1)

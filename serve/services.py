@@ -252,7 +252,7 @@ class Services:
         partition = partition_for_student(student_id, self.settings.kafka.partitions)
         shard = self._shard(partition)
         view: dict[str, Any] = await asyncio.wait_for(
-            shard.get.remote(student_id, min_offset, timeout_s), timeout_s + 1.0
+            shard.get.remote(partition, student_id, min_offset, timeout_s), timeout_s + 1.0
         )
         view["stale"] = False
         return view

@@ -88,7 +88,7 @@ def assert_matches_fold(
     for student, partition in partition_of.items():
         students_by_partition[partition].append(student)
     for partition, students in students_by_partition.items():
-        got = ray.get(registry.shard(settings, partition).state_of.remote(students))
+        got = ray.get(registry.shard(settings, partition).state_of.remote(partition, students))
         for student in students:
             assert got[student].components == expected[student].components, student
             assert got[student].applied_offset == last_offset[student], student
@@ -154,6 +154,6 @@ async def _postgres_view(
 def shard_stats(settings: Settings) -> list[dict[str, Any]]:
     return list(
         ray.get(
-            [registry.shard(settings, p).stats.remote() for p in range(settings.kafka.partitions)]
+            [registry.shard(settings, p).stats.remote(p) for p in range(settings.kafka.partitions)]
         )
     )

@@ -343,7 +343,7 @@ def test_progress_comes_from_redis_as_fresh_as_the_shard(
     assert read["applied_offset"] == offset and read["partition_offset"] >= offset
     partition = partition_for_student(sid, settings.kafka.partitions)
     shard = ray.get_actor(shard_name(settings, partition), namespace=settings.ray.namespace)
-    held = ray.get(shard.get.remote(sid))
+    held = ray.get(shard.get.remote(partition, sid))
     assert read["components"] == held["components"]
     assert read["applied_offset"] == held["applied_offset"]
 

@@ -4,6 +4,7 @@ rebuilds from it what Redis lost."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import uuid
 
@@ -12,7 +13,7 @@ import redis
 
 from actors import postgres_store
 from actors.postgres_store import PostgresHistoryStore
-from actors.shard import StudentShard
+from actors.shard import ShardStores, StudentShard
 from learnflow import keys, state_codec
 from learnflow.batch_fold import component_steps
 from learnflow.batches import AppliedEvent, CheckpointBatch, ComponentStep
@@ -25,12 +26,12 @@ from tests.integration.pipeline import _postgres_view, make_events
 
 
 def _batches(
-    settings: Settings, total: int, partition: int = 0
+    settings: Settings, total: int, partition: int = 0, topic: str | None = None
 ) -> tuple[list[CheckpointBatch], dict[str, list[AttemptGraded]]]:
     """Every event of a few students as one-event checkpoint pieces, in offset order."""
     model = load_model(settings.mastery)
     thresholds = settings.mastery.thresholds()
-    topic = f"test.history.{uuid.uuid4().hex[:6]}"
+    topic = topic or f"test.history.{uuid.uuid4().hex[:6]}"
     events = make_events(students=3, total=total, seed=11)
     states: dict[str, StudentState] = {}
     pieces = []
@@ -69,7 +70,7 @@ def test_overlapping_replays_record_each_event_and_step_once(settings: Settings)
             # As after crashes and rewinds: replays start earlier and end later than what
             # was recorded, so one batch mixes recorded and new steps of the same week.
             for lo, hi in [(0, 10), (5, 20), (0, 30), (25, 40), (0, 40)]:
-                await store.record(_merge(pieces[lo:hi]))
+                await store.record([_merge(pieces[lo:hi])])
             assert await store.watermark(pieces[0].topic, 0) == 39
         finally:
             await store.close()
@@ -101,7 +102,7 @@ def test_a_shard_rebuilds_from_history_what_redis_lost(
         history = PostgresHistoryStore(pool)
         shard = StudentShard(settings, partition, batch.topic)
         try:
-            await history.record(batch)
+            await history.record([batch])
             return await shard.state_of(list(by_student))
         finally:
             await shard.close()
@@ -118,3 +119,59 @@ def test_a_shard_rebuilds_from_history_what_redis_lost(
         assert saved.components == expected.components == states[student].components, student
         latest = redis_client.zrange(keys.attempts(student, events[-1].exercise_id), -1, -1)
         assert orjson.loads(latest[0])["event_id"] == str(events[-1].event_id), student
+
+
+def test_one_checkpoint_of_several_partitions_saves_each_and_a_replay_changes_nothing(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """A shard host saves what one read brought, of every partition, in one checkpoint: each
+    partition's watermark, rows and students are saved as if checkpointed alone, and writing
+    the same checkpoint again counts nothing twice."""
+    topic = f"test.history.{uuid.uuid4().hex[:6]}"
+    first = 1000 + random.randrange(1_000_000)  # no real partition's history gets involved
+    partitions = (first, first + 1)
+    made = [_batches(settings, total=12 + 6 * n, partition=p, topic=topic) for n, p in
+            enumerate(partitions)]  # fmt: skip
+    model = load_model(settings.mastery)
+    thresholds = settings.mastery.thresholds()
+    batches = []
+    for pieces, _ in made:
+        states: dict[str, StudentState] = {}
+        for applied in (a for piece in pieces for a in piece.applied):
+            student = applied.event.student_id
+            states[student] = states.get(student, StudentState(student)).apply(
+                applied.event, model, thresholds, applied.offset
+            )
+        batches.append(dataclasses.replace(_merge(pieces), states=states))
+
+    async def checkpoint_twice_then_start_shards() -> list[dict[str, StudentState]]:
+        stores = ShardStores(settings)
+        await stores.connect()
+        shards = [StudentShard(settings, p, topic, stores) for p in partitions]
+        try:
+            await stores.checkpoint(batches)
+            await stores.checkpoint(batches)
+            return [
+                await shard.state_of(list(by_student))
+                for shard, (_, by_student) in zip(shards, made, strict=True)
+            ]
+        finally:
+            for shard in shards:
+                await shard.close()
+            assert hasattr(stores, "history")  # a shard never closes stores it was given
+            await stores.close()
+
+    held_states = asyncio.run(checkpoint_twice_then_start_shards())
+    counts, weekly = asyncio.run(_postgres_view(settings, [s for _, b in made for s in b]))
+    for (pieces, by_student), partition, held in zip(made, partitions, held_states, strict=True):
+        mark = redis_client.get(keys.partition_checkpoint(topic, partition))
+        assert mark == str(pieces[-1].last_offset).encode()
+        for student, events in by_student.items():
+            expected = fold(student, events, model, thresholds)
+            assert held[student].components == expected.components, student
+            assert counts[student] == len(events), student
+            reference = weekly_aggregates(student, events, model, thresholds)
+            assert weekly[student] == {
+                key: (aggregate.attempts, aggregate.correct, aggregate.p_mastered)
+                for key, aggregate in reference.items()
+            }, student

@@ -35,14 +35,25 @@ def test_every_store_equals_the_fold(settings: Settings) -> None:
     assert_matches_fold(settings, events, deliveries)
 
 
-def test_shards_are_named_per_partition(settings: Settings) -> None:
+def test_every_partition_is_on_the_named_host_that_says_it_holds_it(settings: Settings) -> None:
     names = {
         actor["name"]
         for actor in ray.util.list_named_actors(all_namespaces=True)
         if isinstance(actor, dict) and actor.get("namespace") == settings.ray.namespace
     }
+    assert set(registry.host_names(settings)) <= names
 
-    assert {f"shard-{p}" for p in range(settings.kafka.partitions)} <= names
+    held = [
+        (figures["partition"], figures["host"])
+        for host in ray.get([h.all_stats.remote() for h in registry.ensure_shards(settings)])
+        for figures in host
+    ]
+    assert sorted(held) == [
+        (p, int(registry.shard_name(settings, p).rsplit("-", 1)[1]))
+        for p in range(settings.kafka.partitions)
+    ]
+    with pytest.raises(ray.exceptions.RayTaskError, match="is not on shard host"):
+        ray.get(registry.host(settings, 0).stats.remote(settings.kafka.partitions))
 
 
 def dlq_end_offsets(settings: Settings) -> dict[int, int]:
@@ -149,7 +160,7 @@ def test_a_killed_shard_recovers_lazily(settings: Settings) -> None:
     assert producer.flush(120) == 0
     wait_for_lag_zero(settings, timeout_s=300)
     shard = registry.shard(settings, partition)
-    assert ray.get(shard.stats.remote())["resident_students"] >= 100_000
+    assert ray.get(shard.stats.remote(partition))["resident_students"] >= 100_000
 
     follow_up = make_events(students=1, total=1, seed=6)[0].model_copy(
         update={"student_id": events[0].student_id}
@@ -165,10 +176,12 @@ def test_a_killed_shard_recovers_lazily(settings: Settings) -> None:
     recovered_in = time.monotonic() - began
     print(f"\nshard with 100,000 students: next batch applied {recovered_in:.2f} s after kill")  # noqa: T201
 
-    stats = ray.get(registry.shard(settings, partition).stats.remote())
+    stats = ray.get(registry.shard(settings, partition).stats.remote(partition))
     assert stats["uptime_s"] < recovered_in + 5  # a new process
     assert stats["resident_students"] < 10  # nothing was preloaded
-    state = ray.get(registry.shard(settings, partition).state_of.remote([events[0].student_id]))
+    state = ray.get(
+        registry.shard(settings, partition).state_of.remote(partition, [events[0].student_id])
+    )
     assert state[events[0].student_id].components[follow_up.components[0]].attempts >= 1
 
 
@@ -178,14 +191,14 @@ def test_a_call_caught_by_a_shard_crash_is_resent_to_the_restarted_shard(
     """A read waiting inside a shard when its process is SIGKILLed is answered by the restarted
     shard instead of failing (the caller need not resend it)."""
     shard = registry.shard(settings, 7)
-    pid = ray.get(shard.stats.remote())["pid"]
-    waiting = shard.get.remote("nobody", 10**12, 2.0)  # waits for an offset that never comes
+    pid = ray.get(shard.stats.remote(7))["pid"]
+    waiting = shard.get.remote(7, "nobody", 10**12, 2.0)  # waits for an offset that never comes
     time.sleep(0.5)
     os.kill(pid, signal.SIGKILL)
     view = ray.get(waiting, timeout=60)
     assert view["caught_up"] is False
     assert view["partition"] == 7
-    assert ray.get(shard.stats.remote())["pid"] != pid
+    assert ray.get(shard.stats.remote(7))["pid"] != pid
 
 
 def test_a_shard_retrying_its_start_reuses_its_connections(settings: Settings) -> None:
@@ -220,7 +233,7 @@ def test_a_shard_retrying_its_start_reuses_its_connections(settings: Settings) -
         try:
             for _ in range(8):
                 with pytest.raises(Exception):  # noqa: B017 - Redis refuses: any client error
-                    await shard._start()
+                    await shard.start()
             return before, await connections()
         finally:
             await shard.close()

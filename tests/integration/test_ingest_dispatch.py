@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-import ray
 
 from actors import registry
 from ingest.consumer import IngestLoop
@@ -37,6 +36,7 @@ def isolated(
                 ),
                 "ingest": settings.ingest.model_copy(
                     update={
+                        "mode": "push",  # the loop under test feeds the shards
                         "group_id": f"test-ingest-{run}",
                         "max_in_flight_total": max_in_flight_total,
                     }
@@ -49,11 +49,7 @@ def isolated(
 
     yield make
     for copy in made:
-        for partition in range(copy.kafka.partitions):
-            try:
-                ray.kill(ray.get_actor(registry.shard_name(copy, partition), copy.ray.namespace))
-            except ValueError:
-                pass
+        registry.kill_shards(copy)
 
 
 def ingest_events(settings: Settings, seed: int) -> IngestLoop:

@@ -109,9 +109,9 @@ def test_scaling_the_ingest_down_and_up_loses_nothing(settings: Settings) -> Non
 
 def kill_random_shard(settings: Settings, rng: random.Random) -> str:
     partition = rng.randrange(settings.kafka.partitions)
-    pid = ray.get(registry.shard(settings, partition).stats.remote(), timeout=60)["pid"]
+    pid = ray.get(registry.shard(settings, partition).stats.remote(partition), timeout=60)["pid"]
     os.kill(pid, signal.SIGKILL)
-    return f"SIGKILL shard-{partition} (pid {pid})"
+    return f"SIGKILL {registry.shard_name(settings, partition)} (pid {pid})"
 
 
 def kill_ingest(settings: Settings, rng: random.Random) -> str:

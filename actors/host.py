@@ -1,0 +1,231 @@
+"""``ShardHost``: the Ray actor that holds the :class:`~actors.shard.StudentShard` of several
+partitions in one process.
+
+``shard-<i>`` (in the fixed namespace) holds every partition ``p`` with
+``p % shards.hosts == i``. One process per partition cost more than the work: at 1,000
+events/s over 12 partitions, twelve shard processes used 87 % of a core where one process
+holding the same twelve shards used 51 % (and 90 MiB of memory each). Each partition keeps its
+own students and watermark, so a partition's events are still applied in order by one owner;
+with ``ingest.mode = "pull"`` the host reads all its partitions with one consumer and saves
+what one read brought, of every partition, in one checkpoint (one PostgreSQL transaction, one
+Redis script).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import Any
+
+from actors.feed import POLL_S, PartitionFeed
+from actors.shard import Folded, ShardStores, StudentShard
+from ingest.dead_letters import DeadLetterProducer
+from learnflow.batches import BatchResult, DeadLetter, Record
+from learnflow.deadline import Deadline
+from learnflow.exceptions import LearnFlowError
+from learnflow.settings import Settings
+from learnflow.student_state import StudentState
+
+logger = logging.getLogger(__name__)
+
+
+class NotHostedError(LearnFlowError):
+    """A call named a partition this host does not hold."""
+
+
+def hosts(settings: Settings) -> int:
+    """How many hosts there are (never more than partitions)."""
+    return min(settings.shards.hosts, settings.kafka.partitions)
+
+
+def host_of(settings: Settings, partition: int) -> int:
+    """The index of the host that holds ``partition``."""
+    return partition % hosts(settings)
+
+
+def partitions_of(settings: Settings, index: int) -> list[int]:
+    return [p for p in range(settings.kafka.partitions) if host_of(settings, p) == index]
+
+
+class ShardHost:
+    """Routes each call to its partition's shard; every method is as safe to run twice as the
+    shard's (a restarted host re-runs this constructor with empty shards, which reload lazily
+    and, with ``ingest.mode = "pull"``, read their partitions again from their checkpoints)."""
+
+    def __init__(
+        self, settings: Settings, index: int, topic: str | None = None, feed: bool = False
+    ) -> None:
+        self.index = index
+        self._settings = settings
+        self.topic = topic or settings.kafka.events_topic
+        self._stores = ShardStores(settings)
+        self._shards = {
+            p: StudentShard(settings, p, self.topic, self._stores)
+            for p in partitions_of(settings, index)
+        }
+        self._started_at = time.monotonic()
+        self._checkpoints = 0
+        self._feeding: asyncio.Task[None] | None = None
+        if feed:  # a Ray actor's constructor runs on its event loop
+            self._feeding = asyncio.get_running_loop().create_task(self._feed())
+
+    def __repr__(self) -> str:
+        return f"ShardHost({self.index}: partitions {sorted(self._shards)})"
+
+    def _shard(self, partition: int) -> StudentShard:
+        shard = self._shards.get(partition)
+        if shard is None:
+            raise NotHostedError(
+                f"partition {partition} is not on shard host {self.index} "
+                f"(it holds {sorted(self._shards)})"
+            )
+        return shard
+
+    async def apply_batch(
+        self, partition: int, records: list[Record], previous_offset: int | None
+    ) -> BatchResult:
+        return await self._shard(partition).apply_batch(records, previous_offset)
+
+    async def get(
+        self,
+        partition: int,
+        student_id: str,
+        min_offset: int | None = None,
+        timeout_s: float | None = None,
+    ) -> dict[str, Any]:
+        return await self._shard(partition).get(student_id, min_offset, timeout_s)
+
+    async def state_of(self, partition: int, student_ids: list[str]) -> dict[str, StudentState]:
+        return await self._shard(partition).state_of(student_ids)
+
+    async def stats(self, partition: int) -> dict[str, Any]:
+        figures = await self._shard(partition).stats()
+        figures["host"] = self.index
+        return figures
+
+    async def all_stats(self) -> list[dict[str, Any]]:
+        """Every hosted partition's figures, in partition order."""
+        return [await self.stats(p) for p in sorted(self._shards)]
+
+    async def figures(self) -> dict[str, Any]:
+        """The host's own figures: its process, partitions and checkpoints written."""
+        return {
+            "host": self.index,
+            "pid": os.getpid(),
+            "partitions": sorted(self._shards),
+            "checkpoints": self._checkpoints,
+            "uptime_s": time.monotonic() - self._started_at,
+        }
+
+    async def latency_samples(self, clear: bool = True) -> list[float]:
+        """Produce-to-checkpointed latencies (ms) of recently applied events, all partitions."""
+        return [x for s in self._shards.values() for x in await s.latency_samples(clear)]
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def close(self) -> None:
+        """Stop the feed and release the store clients (a host living in an actor keeps them
+        for its life)."""
+        if self._feeding is not None:
+            self._feeding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feeding
+            self._feeding = None
+        for shard in self._shards.values():
+            await shard.close()
+        await self._stores.close()
+
+    async def _feed(self) -> None:
+        """Read the hosted partitions, each from its shard's checkpoint, and apply what each
+        read brings in one checkpoint.
+
+        Any failure (a store or Kafka down, a shard's first start failing) waits
+        ``ingest.retry_backoff_s`` and reads every partition again from its checkpoint: memory
+        moves only with a saved checkpoint, so the replay is harmless. Dead letters are
+        delivered before the feed goes on; they are retried until the topic takes them.
+        """
+        shards = self._shards
+        feed = PartitionFeed(self._settings, self.topic, sorted(shards), f"shard-host-{self.index}")
+        dead_letters = DeadLetterProducer(self._settings.kafka)
+        backoff_s = self._settings.ingest.retry_backoff_s
+        positioned = False
+        for shard in shards.values():
+            shard.feeding = True
+        try:
+            while True:
+                try:
+                    if not positioned:
+                        for shard in shards.values():
+                            await shard.start()
+                        marks = {p: shard.watermark + 1 for p, shard in shards.items()}
+                        await asyncio.to_thread(feed.seek, marks)
+                        for p, mark in marks.items():  # a commit lost with a crash
+                            feed.checkpointed(p, mark)
+                        positioned = True
+                    records = await asyncio.to_thread(feed.poll, POLL_S)
+                    if records:
+                        for result in await self._apply(records):
+                            if result.dead_letters:
+                                await self._deliver(
+                                    dead_letters, result.partition, result.dead_letters
+                                )
+                            feed.checkpointed(result.partition, result.checkpointed_offset + 1)
+                    for p, shard in shards.items():
+                        shard.lag = feed.lag(p, shard.watermark)
+                    feed.commit(force=not records)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:
+                    logger.warning(
+                        "%s%s: feed failed, reading again from the checkpoints: %r",
+                        self.topic, sorted(shards), err,
+                    )  # fmt: skip
+                    positioned = False
+                    await asyncio.sleep(backoff_s)
+        finally:
+            for shard in shards.values():
+                shard.feeding = False
+            await asyncio.to_thread(feed.close)
+
+    async def _apply(self, records: dict[int, list[Record]]) -> list[BatchResult]:
+        """Fold each partition's records, save them all in one checkpoint, then settle each."""
+        shards = [self._shard(p) for p in sorted(records)]
+        prepared: list[tuple[StudentShard, Folded]] = []
+        async with contextlib.AsyncExitStack() as held:
+            for shard in shards:
+                await held.enter_async_context(shard.lock)
+            for shard in shards:
+                folded = await shard.fold(records[shard.partition])
+                if folded is not None:
+                    prepared.append((shard, folded))
+            if not prepared:
+                return []
+            began = time.perf_counter()
+            await self._stores.checkpoint([folded.folded.checkpoint for _, folded in prepared])
+            seconds = time.perf_counter() - began
+            self._checkpoints += 1
+            results = []
+            for shard, folded in prepared:
+                shard.checkpointed(seconds)
+                results.append(shard.settle(folded))
+        for shard, _ in prepared:
+            await shard.notify()
+        return results
+
+    async def _deliver(
+        self, producer: DeadLetterProducer, partition: int, letters: tuple[DeadLetter, ...]
+    ) -> None:
+        backoff_s = self._settings.ingest.retry_backoff_s
+        while True:
+            try:
+                await asyncio.to_thread(
+                    producer.send, self.topic, partition, letters, Deadline.after(30.0)
+                )
+                return
+            except Exception as err:  # nothing past an undelivered letter goes on
+                logger.warning("%s[%d]: %r; retrying", self.topic, partition, err)
+                await asyncio.sleep(backoff_s)
