@@ -305,6 +305,19 @@ def test_errors_haproxy_answers_itself_are_json(settings: Settings) -> None:
         assert "too long" in answer.json()["detail"]
 
 
+def test_a_request_over_haproxys_buffer_is_refused_at_once(settings: Settings) -> None:
+    """Over HAProxy's 48 KB buffer the API never sees the request: HAProxy 2.6's HTTP/1 layer
+    answers it with its compiled-in 400 page (it reads the proxy's error files only to learn
+    that a page is empty). The promise kept there: a 400 and the connection closed, never a
+    hang (the client's timeout) or a 5xx."""
+    with httpx.Client(base_url=settings.serve.url, timeout=10) as client:
+        answer = client.get("/api/v1/exercises", headers={"X-Filler": "c" * 60_000})
+        after = client.get("/api/v1/exercises")
+    assert answer.status_code == 400
+    assert answer.headers.get("connection", "").lower() == "close"
+    assert after.status_code == 200  # the proxy serves on
+
+
 # 6. Dev tokens only in dev
 
 
