@@ -1,5 +1,4 @@
-"""A shard host's own Kafka feed (``ingest.mode = "pull"``): its partitions, each from its
-shard's checkpoint.
+"""A shard host's own Kafka feed: its partitions, each from its shard's checkpoint.
 
 The host reads its partitions itself, each from the offset after its shard's watermark, so
 offsets live with the state (as in Flink or Bytewax) and no Ray call stands between Kafka and

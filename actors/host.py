@@ -6,9 +6,8 @@ partitions in one process.
 events/s over 12 partitions, twelve shard processes used 87 % of a core where one process
 holding the same twelve shards used 51 % (and 90 MiB of memory each). Each partition keeps its
 own students and watermark, so a partition's events are still applied in order by one owner;
-with ``ingest.mode = "pull"`` the host reads all its partitions with one consumer and saves
-what one read brought, of every partition, in one checkpoint (one PostgreSQL transaction, one
-Redis script).
+the host reads all its partitions with one consumer and saves what one read brought, of every
+partition, in one checkpoint (one PostgreSQL transaction, one Redis script).
 """
 
 from __future__ import annotations
@@ -53,11 +52,9 @@ def partitions_of(settings: Settings, index: int) -> list[int]:
 class ShardHost:
     """Routes each call to its partition's shard; every method is as safe to run twice as the
     shard's (a restarted host re-runs this constructor with empty shards, which reload lazily
-    and, with ``ingest.mode = "pull"``, read their partitions again from their checkpoints)."""
+    and read their partitions again from their checkpoints)."""
 
-    def __init__(
-        self, settings: Settings, index: int, topic: str | None = None, feed: bool = False
-    ) -> None:
+    def __init__(self, settings: Settings, index: int, topic: str | None = None) -> None:
         self.index = index
         self._settings = settings
         self.topic = topic or settings.kafka.events_topic
@@ -68,9 +65,10 @@ class ShardHost:
         }
         self._started_at = time.monotonic()
         self._checkpoints = 0
-        self._feeding: asyncio.Task[None] | None = None
-        if feed:  # a Ray actor's constructor runs on its event loop
-            self._feeding = asyncio.get_running_loop().create_task(self._feed())
+        # A Ray actor's constructor runs on its event loop.
+        self._feeding: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
+            self._feed()
+        )
 
     def __repr__(self) -> str:
         return f"ShardHost({self.index}: partitions {sorted(self._shards)})"
@@ -83,11 +81,6 @@ class ShardHost:
                 f"(it holds {sorted(self._shards)})"
             )
         return shard
-
-    async def apply_batch(
-        self, partition: int, records: list[Record], previous_offset: int | None
-    ) -> BatchResult:
-        return await self._shard(partition).apply_batch(records, previous_offset)
 
     async def get(
         self,

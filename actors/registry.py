@@ -31,10 +31,9 @@ def host(settings: Settings, index: int, topic: str | None = None) -> Any:
     """The handle of host ``index``, created (detached) if it does not exist.
 
     Hosts take no CPU (``num_cpus=0``) and restart without limit; a restarted host re-runs
-    its constructor with empty shards, which reload students lazily (and, with
-    ``ingest.mode = "pull"``, read their partitions again from their checkpoints). A call
-    caught by a crash is resent to the restarted host (``shards.task_retries``): every method
-    is safe to run twice.
+    its constructor with empty shards, which reload students lazily and read their partitions
+    again from their checkpoints. A call caught by a crash is resent to the restarted host
+    (``shards.task_retries``): every method is safe to run twice.
     """
     return (
         ray.remote(ShardHost)
@@ -47,7 +46,7 @@ def host(settings: Settings, index: int, topic: str | None = None) -> Any:
             max_task_retries=settings.shards.task_retries,
             num_cpus=0,
         )
-        .remote(settings, index, topic, settings.ingest.mode == "pull")
+        .remote(settings, index, topic)
     )
 
 

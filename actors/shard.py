@@ -1,10 +1,10 @@
 """``StudentShard``: the hot mastery state (L1) of every student on one Kafka partition.
 
-A :class:`~actors.host.ShardHost` actor holds the shards of several partitions. A shard reads
-its partition itself (``ingest.mode = "pull"``) or takes one call per partition batch from the
-ingest; the API reads a student's mastery from it, optionally waiting for an offset
-(read-your-writes). Students are loaded lazily from Redis on first touch, one round trip per
-batch, so a restarted shard is ready at once whatever the number of students.
+A :class:`~actors.host.ShardHost` actor holds the shards of several partitions and feeds them
+what it reads of their partitions; the API reads a student's mastery from a shard, optionally
+waiting for an offset (read-your-writes). Students are loaded lazily from Redis on first touch,
+one round trip per batch, so a restarted shard is ready at once whatever the number of
+students.
 """
 
 from __future__ import annotations
@@ -74,9 +74,8 @@ class ShardStores:
            replays the batches: the watermarks skip them. If Redis itself loses this write (its
            AOF syncs every second), :meth:`StudentShard._start` sees its watermark behind
            PostgreSQL's and rebuilds those students from history.
-        3. Only then do the shards' memory and the feed's position move on (and, in push mode,
-           the ingest commits the Kafka offset). Until then, a crash anywhere means the batches
-           are read again: no event is lost.
+        3. Only then do the shards' memory and the feed's position move on. Until then, a
+           crash anywhere means the batches are read again: no event is lost.
         """
         await self.history.record(batches)
         await self.redis.save(batches)
@@ -149,31 +148,6 @@ class StudentShard:
     def watermark(self) -> int:
         """The last offset of this partition saved in both stores."""
         return self._watermark
-
-    async def apply_batch(self, records: list[Record], previous_offset: int | None) -> BatchResult:
-        """Apply and checkpoint one partition batch (records in offset order).
-
-        ``previous_offset`` is the last offset the caller sent before this batch (``None`` for
-        the first batch after it started or sought): if this shard has not saved it, the batch
-        would leave a gap, so it is rejected and the caller resends from the shard's watermark.
-        """
-        async with self.lock:
-            await self.start()
-            if previous_offset is not None and previous_offset > self._watermark:
-                logger.warning(
-                    "%s[%d]: batch after @%d but checkpointed @%d: rejected",
-                    self.topic, self.partition, previous_offset, self._watermark,
-                )  # fmt: skip
-                return BatchResult(self.partition, self._watermark, rejected=True)
-            prepared = await self.fold(records)
-            if prepared is None:
-                return BatchResult(self.partition, self._watermark, skipped=len(records))
-            checkpoint_began = time.perf_counter()
-            await self._stores.checkpoint([prepared.folded.checkpoint])
-            self.checkpointed(time.perf_counter() - checkpoint_began)
-            result = self.settle(prepared)
-        await self.notify()
-        return result
 
     async def fold(self, records: list[Record]) -> Folded | None:
         """Fold the records above the watermark on copies of their students (loading those not

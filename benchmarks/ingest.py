@@ -3,10 +3,9 @@
 1. Pre-produces 200,000 ``attempt.graded`` events (10,000 students, 6 components) to a fresh
    12-partition topic.
 2. (a) a bare confluent-kafka consumer reads them as fast as it can: the ceiling here;
-   (b) the full path in the configured ``ingest.mode`` (pull: each StudentShard reads its own
-   partition; push: IngestLoop → StudentShard actors) → PostgreSQL + Redis, from fresh shards:
-   events consumed, applied and checkpointed per second (progress read from the partitions'
-   Redis checkpoints, the last step of a checkpoint).
+   (b) the full path (shard hosts reading their partitions → PostgreSQL + Redis) from fresh
+   hosts: events consumed, applied and checkpointed per second (progress read from the
+   partitions' Redis checkpoints, the last step of a checkpoint).
 3. Once PostgreSQL's autovacuum and Redis's AOF rewrite have digested that burst, and after a
    10 s warm-up: produce-to-checkpointed latency at a steady 1,000 events/s for 15 s (a
    broker started minutes before still compiles its hot code in the first seconds).
@@ -46,8 +45,8 @@ import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from actors import registry
+from actors.host import hosts
 from ingest import topics
-from ingest.consumer import IngestLoop
 from ingest.keeper import ShardKeeper
 from ingest.producer import producer_config
 from learnflow import keys, synthetic
@@ -78,7 +77,7 @@ def process_cpu_s(pid: int) -> float:
 
 class CpuMeter:
     """CPU seconds per component between two readings of /proc (processes that started in
-    between count whole; the benchmark process is the ingest loop and the producers)."""
+    between count whole; the benchmark process is the producers)."""
 
     def __init__(self) -> None:
         self._start = self._read()
@@ -103,7 +102,7 @@ class CpuMeter:
         for pid, (command, now) in self._read().items():
             used = now - self._start.get(pid, (command, 0.0))[1]
             if pid == os.getpid():
-                label = "this process (push: the ingest loop; producers)"
+                label = "this process (producers)"
             else:
                 label = next((name for name, part in _COMPONENTS if part in command), "the rest")
             by_component[label] += used
@@ -179,14 +178,6 @@ def bare_consumer_rate(settings: Settings, total: int) -> float:
     return seen / elapsed
 
 
-Driver = IngestLoop | ShardKeeper
-
-
-def make_driver(settings: Settings) -> Driver:
-    """What moves events to the shards in the configured mode (not started)."""
-    return ShardKeeper(settings) if settings.ingest.mode == "pull" else IngestLoop(settings)
-
-
 def checkpointed_total(client: redis.Redis, settings: Settings) -> int:
     """Events at or below every partition's Redis checkpoint (the last write of a checkpoint)."""
     names = [
@@ -196,23 +187,18 @@ def checkpointed_total(client: redis.Redis, settings: Settings) -> int:
     return sum(int(v) + 1 for v in client.mget(names) if v is not None)
 
 
-def shard_batches(settings: Settings) -> int:
-    """Batches the shards have applied so far (one Ray call per shard)."""
-    hosts = registry.ensure_shards(settings)
-    return sum(
-        figures["batches"]
-        for host in ray.get([h.all_stats.remote() for h in hosts], timeout=60)
-        for figures in host
-    )
+def checkpoints_written(settings: Settings) -> int:
+    """Checkpoints the hosts have written so far (one Ray call per host)."""
+    handles = registry.ensure_shards(settings)
+    return sum(f["checkpoints"] for f in ray.get([h.figures.remote() for h in handles], timeout=60))
 
 
-def full_path_rate(settings: Settings, total: int, driver: Driver) -> tuple[float, float]:
+def full_path_rate(settings: Settings, total: int, driver: ShardKeeper) -> tuple[float, float]:
     """(steady rate after the first 5 %, rate from the start of fresh shards)."""
     client = redis.Redis.from_url(settings.redis.url)
     began = time.perf_counter()
     driver.start()
-    if isinstance(driver, ShardKeeper):
-        registry.ensure_shards(settings)  # the shards start reading as they are made
+    registry.ensure_shards(settings)  # the hosts start reading as they are made
     mark: tuple[float, int] | None = None
     deadline = Deadline.after(900)
     done = 0
@@ -275,8 +261,8 @@ class SteadyRun:
     latencies_ms: np.ndarray
     cpu: tuple[dict[str, float], float]
     """CPU by component over the run (not the warm-up)."""
-    calls_per_s: float
-    """Batches the shards applied per second over the run (in push mode, a Ray call each)."""
+    checkpoints_per_s: float
+    """Checkpoints the hosts wrote per second over the run."""
 
 
 def steady_latency(settings: Settings, run: str) -> SteadyRun:
@@ -290,11 +276,11 @@ def steady_latency(settings: Settings, run: str) -> SteadyRun:
     time.sleep(1.0)
     ray.get([s.latency_samples.remote(clear=True) for s in shards])
     values = make_values(f"{run}-steady", STEADY_RATE * STEADY_SECONDS, 2000, seed=3)
-    meter, batches, began = CpuMeter(), shard_batches(settings), time.monotonic()
+    meter, batches, began = CpuMeter(), checkpoints_written(settings), time.monotonic()
     produce_steadily(settings, producer, values, STEADY_RATE)
     time.sleep(2.0)
     cpu = meter.seconds()
-    calls_per_s = (shard_batches(settings) - batches) / (time.monotonic() - began)
+    checkpoints_per_s = (checkpoints_written(settings) - batches) / (time.monotonic() - began)
     latencies = np.array(
         [
             x
@@ -302,7 +288,7 @@ def steady_latency(settings: Settings, run: str) -> SteadyRun:
             for x in chunk
         ]
     )
-    return SteadyRun(latencies, cpu, calls_per_s)
+    return SteadyRun(latencies, cpu, checkpoints_per_s)
 
 
 def recovery_time(settings: Settings, run: str) -> tuple[float, int]:
@@ -356,7 +342,7 @@ async def _drop_history(settings: Settings, run: str) -> None:
         await conn.close()
 
 
-def clean_up(settings: Settings, run: str, driver: Driver) -> None:
+def clean_up(settings: Settings, run: str, driver: ShardKeeper) -> None:
     driver.stop()
     registry.kill_shards(settings)
     topics.delete_topics(
@@ -374,7 +360,7 @@ def clean_up(settings: Settings, run: str, driver: Driver) -> None:
 class _Echo:
     """An actor method that does nothing with a shard call's arguments: the Ray call floor."""
 
-    async def apply_batch(self, records: list[tuple[int, bytes, bytes, int]], previous: int) -> int:
+    async def echo(self, records: list[tuple[int, bytes, bytes, int]], previous: int) -> int:
         return records[-1][0]
 
     def pid(self) -> int:
@@ -389,10 +375,10 @@ def ray_call_floor(settings: Settings, calls: int = 2000) -> tuple[float, float]
         pid = ray.get(actor.pid.remote(), timeout=60)
         records = [(n, b"student-0001", b"x" * 300, 0) for n in range(4)]
         for _ in range(200):
-            ray.get(actor.apply_batch.remote(records, 0))
+            ray.get(actor.echo.remote(records, 0))
         actor_began, caller_began = process_cpu_s(pid), time.process_time()
         for _ in range(calls):
-            ray.get(actor.apply_batch.remote(records, 0))
+            ray.get(actor.echo.remote(records, 0))
         actor_s = process_cpu_s(pid) - actor_began
         caller_s = time.process_time() - caller_began
     finally:
@@ -448,7 +434,7 @@ def main() -> None:
         topics.learnflow_topics(settings.kafka)[:1],
         Deadline.after(60),
     )
-    driver = make_driver(settings)
+    driver = ShardKeeper(settings)
     try:
         say(
             f"pre-producing {EVENTS:,} events "
@@ -458,8 +444,6 @@ def main() -> None:
         began = time.perf_counter()
         produce(settings, values)
         say(f"  produced at {EVENTS / (time.perf_counter() - began):,.0f} events/s")
-        if isinstance(driver, IngestLoop):
-            registry.ensure_shards(settings)
 
         bare = bare_consumer_rate(settings, EVENTS)
         meter = CpuMeter()
@@ -470,7 +454,6 @@ def main() -> None:
         say(f"{'(a) bare confluent-kafka consumer (ceiling)':<58}{bare:>12,.0f}")
         say(f"{'(b) full path: consume, apply, checkpoint PG + Redis':<58}{steady:>12,.0f}")
         say(f"{'    (b) including the shards start and first batches':<58}{overall:>12,.0f}")
-        say(f"    ingest.mode = {settings.ingest.mode!r}")
         say(f"    ratio (b)/(a): {steady / bare:.3f}")
         say("  CPU of the full path, by component (2 cores):")
         say_cpu(full_path_cpu, "event", EVENTS)
@@ -481,7 +464,7 @@ def main() -> None:
             f"autovacuum and AOF rewrites to finish, and a {WARM_UP_SECONDS} s warm-up) …"
         )
         steady_run = steady_latency(settings, run)
-        samples, steady_calls = steady_run.latencies_ms, steady_run.calls_per_s
+        samples, steady_calls = steady_run.latencies_ms, steady_run.checkpoints_per_s
         p50, p90, p99 = (float(x) for x in np.percentile(samples, [50, 90, 99]))
         say(
             f"  produce-to-checkpointed latency over {len(samples):,} events: "
@@ -490,19 +473,16 @@ def main() -> None:
         say("  CPU over the run (2 s to finish included), by component (2 cores):")
         say_cpu(steady_run.cpu, "event", STEADY_RATE * STEADY_SECONDS)
         say(
-            f"  batches applied: {steady_calls:.0f}/s, {STEADY_RATE / steady_calls:.1f} events each"
-            + (
-                f" (a Ray call each; most in flight at once: {driver.peak_in_flight})"
-                if isinstance(driver, IngestLoop)
-                else " (read by the shards themselves, no Ray call)"
-            )
+            f"  checkpoints: {steady_calls:.0f}/s, {STEADY_RATE / steady_calls:.1f} events each "
+            f"(one per read of a host, {hosts(settings)} hosts; no Ray call between Kafka and "
+            "the fold)"
         )
 
         say("\nfloors on this machine, measured now:")
         actor_us, caller_us = ray_call_floor(settings)
         say(
             f"  a Ray call to an actor that does nothing: {actor_us:.0f} µs CPU in the actor + "
-            f"{caller_us:.0f} µs in the caller; a call per batch at the steady run's batches/s "
+            f"{caller_us:.0f} µs in the caller; a call per checkpoint at the steady run's rate "
             f"would be {steady_calls * (actor_us + caller_us) / 1e6:.2f} of the 2 cores"
         )
         row_us = postgres_row_floor(settings)

@@ -1,4 +1,4 @@
-"""The ingest as a Ray Serve deployment: each replica is one consumer of the group."""
+"""The ingest as a Ray Serve deployment: it keeps the shard hosts up and reports their figures."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any, cast
 from ray import serve as ray_serve
 from ray.serve import Deployment
 
-from ingest.consumer import IngestLoop
 from ingest.keeper import ShardKeeper
 from learnflow.settings import Settings
 
@@ -37,21 +36,16 @@ def log_to_worker_stderr(name: str = "ingest") -> None:
 
 @ray_serve.deployment(name="Ingest", health_check_period_s=2, health_check_timeout_s=10)
 class IngestDeployment:
-    """Runs an :class:`IngestLoop` (or, with ``ingest.mode = "pull"``, a :class:`ShardKeeper`)
-    in a thread; Serve replaces the replica if it dies."""
+    """Runs a :class:`ShardKeeper` in a thread; Serve replaces the replica if it dies."""
 
     def __init__(self, settings: Settings, topic: str | None = None) -> None:
         log_to_worker_stderr()
-        self._loop: IngestLoop | ShardKeeper = (
-            ShardKeeper(settings, topic)
-            if settings.ingest.mode == "pull"
-            else IngestLoop(settings, topic)
-        )
+        self._loop = ShardKeeper(settings, topic)
         self._loop.start()
 
     def check_health(self) -> None:
         if not self._loop.alive():
-            raise RuntimeError(f"ingest loop is not running: {self._loop.error!r}")
+            raise RuntimeError(f"shard keeper is not running: {self._loop.error!r}")
 
     def stats(self) -> dict[str, Any]:
         return {**self._loop.stats(), "pid": os.getpid()}

@@ -1,5 +1,5 @@
-"""The ingest with ``ingest.mode = "pull"``: the shards read their partitions themselves; this
-keeps every shard host up (creating any that is missing) and gathers their figures."""
+"""The ingest: the shard hosts read their partitions themselves; this keeps every host up
+(creating any that is missing) and gathers their figures."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ _LOOK_EVERY_S = 5.0
 
 
 class ShardKeeper:
-    """Same face as :class:`ingest.consumer.IngestLoop`: start, stop, alive, stats."""
+    """Keeps the hosts up from a thread: start, stop, alive, stats."""
 
     def __init__(self, settings: Settings, topic: str | None = None) -> None:
         self._settings = settings
@@ -44,7 +44,6 @@ class ShardKeeper:
         figures = list(self._figures)
         return {
             "topic": self.topic,
-            "mode": "pull",
             "assigned": [f["partition"] for f in figures],
             "lag": {f["partition"]: f["lag"] for f in figures if f.get("lag") is not None},
             "committed": {f["partition"]: f["checkpointed_offset"] + 1 for f in figures},

@@ -35,12 +35,10 @@ class BatchResult:
 
     partition: int
     checkpointed_offset: int
-    """Everything up to this offset is saved: the ingest commits ``checkpointed_offset + 1``."""
+    """Everything up to this offset is saved: the host reads on from ``checkpointed_offset + 1``."""
     applied: int = 0
     skipped: int = 0
     dead_letters: tuple[DeadLetter, ...] = ()
-    rejected: bool = False
-    """The batch does not follow what this shard has saved: resend from checkpointed + 1."""
 
 
 @dataclass(frozen=True, slots=True)

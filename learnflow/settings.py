@@ -120,58 +120,23 @@ class ServeSettings(BaseModel):
 
 
 class IngestSettings(BaseModel):
-    """The Kafka consumer deployment that feeds the shards."""
+    """How the shard hosts read ``learning.events`` (each its own partitions, from their
+    checkpoints) and the ingest deployment that keeps the hosts up."""
 
-    mode: Literal["push", "pull"] = "pull"
-    """``pull``: each shard host reads its own partitions, each from its checkpoint
-    (``actors/feed.py``), no Ray call between Kafka and the fold; the ingest deployment only
-    keeps the hosts up. ``push``: the ingest deployment consumes the topic in its group and
-    sends each partition's batches to its shard's host, one Ray call per batch. Takes effect for
-    hosts created after the change."""
     group_id: str = "learnflow-ingest"
+    """The consumer group the hosts commit their checkpointed offsets to (for lag figures)."""
     replicas: int = Field(default=1, ge=1, le=64)
     num_cpus: float = Field(default=0.25, ge=0, le=2)
     max_batch: int = Field(default=5000, ge=1, le=100_000)
-    """Messages taken from Kafka per poll, and the most sent to a shard in one call."""
+    """The most records one read of a host takes from Kafka (one checkpoint)."""
     linger_ms: float = Field(default=5.0, ge=0, le=1000)
-    """Pull mode: while records keep coming (the last read found some), a shard host waits
-    this long after a read's first record for more before it checkpoints, so a checkpoint
-    carries a few milliseconds of events instead of one or two. After a quiet spell the first
-    record goes at once."""
-    max_in_flight_per_partition: int = Field(default=1, ge=1, le=16)
-    """Batches a shard may have queued; later records wait and go as one larger batch."""
-    max_in_flight_total: int = Field(default=3, ge=0, le=1024)
-    """Shard calls in flight across all partitions at once (0: no limit); the partition whose
-    records have waited longest goes first, the others' records join their next batch.
-
-    Every call costs a Ray round trip, a PostgreSQL transaction and a Redis script on top of its
-    events, so calls beyond what the CPUs can run at once only queue. At 1,000 events/s on 2
-    cores, in six alternating runs of each, 3 with a 5 ms linger (against no limit with a 25 ms
-    linger) had a produce-to-checkpointed p50 of 49–71 ms (66–104) and a p99 of 115–204 ms
-    (153–308); the full path was not slower (12,552 and 13,158 events/s against 8,390 and
-    11,122). With a 10 s warm-up, three runs each: 1 had a p99 of 157–183 ms (a third of the
-    CPU idle: calls wait for each other), 2 of 95–144 ms, 3 of 90–119 ms.
-    """
-    linger_s: float = Field(default=0.005, ge=0, le=5)
-    """How long a partition's first pending record may wait for others to join its batch.
-
-    At low rates, waiting a little turns many one-record batches into a few larger ones; under
-    load ``max_in_flight_total`` does the gathering, so the wait can stay short.
-    """
-    linger_records: int = Field(default=200, ge=1, le=100_000)
-    """A partition with this many pending records sends them without lingering."""
-    fetch_wait_ms: int = Field(default=10, ge=0, le=5000)
-    """How long the broker may hold a fetch to gather up to 64 KB: fewer requests (broker CPU)
-    against latency at low rates."""
-    poll_timeout_s: float = Field(default=0.1, gt=0, le=5)
-    """The longest the loop waits for Kafka when nothing is in flight: a record ends the wait
-    at once, so this only sets how often an idle loop wakes."""
-    busy_poll_s: float = Field(default=0.003, gt=0, le=1)
-    """How long the loop waits for Kafka while shard calls are in flight, before it looks for
-    finished ones: the delay between a shard's answer and its partition's next batch."""
+    """While records keep coming (the last read found some), a shard host waits this long
+    after a read's first record for more before it checkpoints, so a checkpoint carries a few
+    milliseconds of events instead of one or two. After a quiet spell the first record goes at
+    once."""
     retry_backoff_s: float = Field(default=0.2, gt=0, le=30)
-    commit_interval_s: float = Field(default=0.2, gt=0, le=10)
-    """Checkpointed offsets are committed together at most this often (and on revoke/stop)."""
+    """How long a host waits after a failed read or checkpoint before it reads again from its
+    checkpoints."""
 
 
 class AuthSettings(BaseModel):
