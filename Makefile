@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 LEARNFLOW := $(BIN)/learnflow
 PYTEST := $(BIN)/python -m pytest
+QUIX := .run/quix-venv/installed
 
 .DEFAULT_GOAL := help
 .PHONY: help bootstrap up down status test test-unit test-integration lint bench bench-mastery bench-ingest bench-api loadtest vegeta
@@ -42,8 +43,15 @@ bench: bench-mastery bench-ingest bench-api ## Run every benchmark and print its
 bench-mastery: bootstrap ## BKT fit vs pyBKT 1.4.3 (C++): fit time, AUC, log-loss, RMSE, parameter MAE
 	@$(BIN)/python -m benchmarks.mastery
 
-bench-ingest: up ## Ingest path vs a bare Kafka consumer: events/s, latency p50/p99, recovery
+bench-ingest: up $(QUIX) ## Ingest path vs a bare Kafka consumer and Quix Streams: events/s, latency p50/p99, recovery
 	@$(BIN)/python -m benchmarks.ingest
+
+# The peer of bench-ingest in its own virtualenv: Quix Streams' pins conflict with ours.
+$(QUIX): benchmarks/quix-requirements.txt
+	@rm -rf .run/quix-venv
+	$${PYTHON:-python3.11} -m venv .run/quix-venv
+	.run/quix-venv/bin/python -m pip install -q -r benchmarks/quix-requirements.txt
+	@touch $@
 
 bench-api: up vegeta ## GET /progress and POST /attempts at fixed rates vs a floor app; JWT and grader costs
 	@$(BIN)/python -m benchmarks.api

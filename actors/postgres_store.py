@@ -9,73 +9,48 @@ from uuid import UUID
 
 import asyncpg
 
+from learnflow.batch_fold import weekly_sums
 from learnflow.batches import AppliedEvent, CheckpointBatch
 from learnflow.events import AttemptGraded
 from learnflow.settings import PostgresSettings
 
-# The whole PostgreSQL step of a checkpoint is one statement (one round trip, one transaction):
-# attempt rows (ignored if their event_id exists), weekly aggregates and the partition watermarks
-# (one checkpoint may carry batches of several partitions).
-# Each student's events are ordered by offset (one partition per student), so a weekly row counts
-# only steps above its last_offset: replaying a batch adds nothing twice.
-_RECORD_BATCH = """
-WITH inserted AS (
-    INSERT INTO attempts (event_id, student_id, exercise_id, components, passed, score,
-                          tests_passed, tests_total, duration_ms, submitted_at,
-                          kafka_partition, kafka_offset)
-    SELECT e.event_id, e.student_id, e.exercise_id, string_to_array(e.components, ','),
-           e.passed, e.score, e.tests_passed, e.tests_total, e.duration_ms, e.submitted_at,
-           e.kafka_partition, e.kafka_offset
-    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::float8[],
-                $7::int[], $8::int[], $9::int[], $10::timestamptz[], $11::int[], $12::bigint[])
-         AS e(event_id, student_id, exercise_id, components, passed, score, tests_passed,
-              tests_total, duration_ms, submitted_at, kafka_partition, kafka_offset)
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING 1
-), step AS (
-    SELECT * FROM unnest($13::text[], $14::text[], $15::int[], $16::int[], $17::bigint[],
-                         $18::bool[], $19::float8[])
-        AS s(student_id, component, iso_year, iso_week, kafka_offset, passed, p_mastered)
-), fresh AS (
-    -- One primary-key probe per step (LIMIT 1 keeps the planner from turning this into a hash
-    -- join over the whole table, whose cost would grow with every week of history).
-    SELECT step.* FROM step
-    LEFT JOIN LATERAL (
-        SELECT w.last_offset FROM weekly_mastery w
-        WHERE w.student_id = step.student_id AND w.component = step.component
-          AND w.iso_year = step.iso_year AND w.iso_week = step.iso_week
-        LIMIT 1
-    ) w ON true
-    WHERE w.last_offset IS NULL OR step.kafka_offset > w.last_offset
-), agg AS (
-    SELECT student_id, component, iso_year, iso_week, count(*) AS attempts,
-           count(*) FILTER (WHERE passed) AS correct, max(kafka_offset) AS last_offset,
-           (array_agg(p_mastered ORDER BY kafka_offset DESC))[1] AS p_mastered
-    FROM fresh GROUP BY student_id, component, iso_year, iso_week
-), weekly AS (
+# A checkpoint is one transaction of three statements. The first locks the watermark of each of
+# its partitions (made at -1 if new) and reads it: every event at or below it is recorded, with
+# its weekly step, because rows, aggregates and watermark are only ever written together. The
+# rest of the checkpoint (rows copied in, weekly aggregates summed per batch) is what lies above,
+# so a replay from any earlier offset records nothing twice, without a unique index on event_id.
+_LOCK_WATERMARKS = """
+INSERT INTO partition_checkpoints AS c (topic, partition, kafka_offset)
+SELECT $1, p, -1 FROM unnest($2::int[]) AS p
+ON CONFLICT (topic, partition) DO UPDATE SET kafka_offset = c.kafka_offset
+RETURNING partition, kafka_offset
+"""
+
+_ATTEMPT_COLUMNS = (
+    "event_id", "student_id", "exercise_id", "components", "passed", "score", "tests_passed",
+    "tests_total", "duration_ms", "submitted_at", "kafka_partition", "kafka_offset",
+)  # fmt: skip
+
+# A weekly row's last_offset is the highest offset it counts: a sum of steps at or below it is
+# never added again, whatever called the store.
+_WEEKLY_AND_WATERMARKS = """
+WITH weekly AS (
     INSERT INTO weekly_mastery AS w (student_id, component, iso_year, iso_week, attempts,
                                      correct, p_mastered, last_offset)
-    SELECT student_id, component, iso_year, iso_week, attempts, correct, p_mastered,
-           last_offset
-    FROM agg
+    SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::int[],
+                         $7::float8[], $8::bigint[])
     ON CONFLICT (student_id, component, iso_year, iso_week) DO UPDATE
     SET attempts = w.attempts + EXCLUDED.attempts,
         correct = w.correct + EXCLUDED.correct,
         p_mastered = EXCLUDED.p_mastered,
         last_offset = EXCLUDED.last_offset,
         updated_at = now()
-    RETURNING 1
-), watermark AS (
-    INSERT INTO partition_checkpoints (topic, partition, kafka_offset)
-    SELECT $20, m.partition, m.kafka_offset
-    FROM unnest($21::int[], $22::bigint[]) AS m(partition, kafka_offset)
-    ON CONFLICT (topic, partition) DO UPDATE
-    SET kafka_offset = GREATEST(partition_checkpoints.kafka_offset, EXCLUDED.kafka_offset),
-        updated_at = now()
+    WHERE w.last_offset < EXCLUDED.last_offset
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM weekly),
-       (SELECT count(*) FROM watermark)
+UPDATE partition_checkpoints AS c SET kafka_offset = m.kafka_offset, updated_at = now()
+FROM unnest($10::int[], $11::bigint[]) AS m(partition, kafka_offset)
+WHERE c.topic = $9 AND c.partition = m.partition AND c.kafka_offset < m.kafka_offset
 """
 
 
@@ -110,7 +85,7 @@ async def connect(settings: PostgresSettings, size: int) -> asyncpg.Pool:
 
 
 class PostgresHistoryStore:
-    """One statement per checkpoint; idempotent on ``event_id`` and on offsets."""
+    """One transaction per checkpoint, guarded by the partition watermarks it moves on."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -121,34 +96,39 @@ class PostgresHistoryStore:
         topic = batches[0].topic
         if any(batch.topic != topic for batch in batches):
             raise ValueError("one checkpoint is of one topic")
-        applied = [a for batch in batches for a in batch.applied]
-        events = [a.event for a in applied]
-        steps = [s for batch in batches for s in batch.steps]
-        await self._pool.execute(
-            _RECORD_BATCH,
-            [e.event_id for e in events],
-            [e.student_id for e in events],
-            [e.exercise_id for e in events],
-            [",".join(e.components) for e in events],
-            [e.passed for e in events],
-            [e.score for e in events],
-            [e.tests_passed for e in events],
-            [e.tests_total for e in events],
-            [e.duration_ms for e in events],
-            [e.submitted_at for e in events],
-            [batch.partition for batch in batches for _ in batch.applied],
-            [a.offset for a in applied],
-            [s.student_id for s in steps],
-            [s.component for s in steps],
-            [s.iso_year for s in steps],
-            [s.iso_week for s in steps],
-            [s.offset for s in steps],
-            [s.passed for s in steps],
-            [s.p_mastered for s in steps],
-            topic,
-            [batch.partition for batch in batches],
-            [batch.last_offset for batch in batches],
-        )
+        partitions = [batch.partition for batch in batches]
+        if len(set(partitions)) != len(partitions):
+            raise ValueError("one checkpoint has one batch per partition")
+        async with self._pool.acquire() as conn, conn.transaction():
+            marks = {
+                row["partition"]: row["kafka_offset"]
+                for row in await conn.fetch(_LOCK_WATERMARKS, topic, partitions)
+            }
+            rows = [
+                _attempt_row(batch.partition, a.offset, a.event)
+                for batch in batches
+                for a in batch.applied
+                if a.offset > marks[batch.partition]
+            ]
+            weekly = weekly_sums(
+                s for batch in batches for s in batch.steps if s.offset > marks[batch.partition]
+            )
+            if rows:
+                await conn.copy_records_to_table("attempts", records=rows, columns=_ATTEMPT_COLUMNS)
+            await conn.execute(
+                _WEEKLY_AND_WATERMARKS,
+                [key[0] for key in weekly],
+                [key[1] for key in weekly],
+                [key[2] for key in weekly],
+                [key[3] for key in weekly],
+                [row.attempts for row in weekly.values()],
+                [row.correct for row in weekly.values()],
+                [row.p_mastered for row in weekly.values()],
+                [row.last_offset for row in weekly.values()],
+                topic,
+                partitions,
+                [batch.last_offset for batch in batches],
+            )
 
     async def close(self) -> None:
         await self._pool.close()
@@ -198,6 +178,14 @@ class PostgresHistoryStore:
             offset,
         )
         return [row["student_id"] for row in rows]
+
+
+def _attempt_row(partition: int, offset: int, event: AttemptGraded) -> tuple[Any, ...]:
+    return (
+        event.event_id, event.student_id, event.exercise_id, list(event.components),
+        event.passed, event.score, event.tests_passed, event.tests_total, event.duration_ms,
+        event.submitted_at, partition, offset,
+    )  # fmt: skip
 
 
 def _event(row: asyncpg.Record) -> AttemptGraded:

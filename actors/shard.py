@@ -64,11 +64,10 @@ class ShardStores:
     async def checkpoint(self, batches: list[CheckpointBatch]) -> None:
         """Save one checkpoint, in an order that survives a crash between any two steps.
 
-        1. PostgreSQL, one statement (one transaction): attempt rows (ignored if their
-           ``event_id`` exists), weekly aggregates (only steps above each row's
-           ``last_offset`` count) and each partition's watermark. A crash after this step
-           replays the batches: every write of step 1 then changes nothing, so nothing is
-           counted twice.
+        1. PostgreSQL, one transaction: lock and read each partition's watermark, copy in the
+           attempt rows above it, add the weekly sums of the steps above it, move it on. A
+           crash after this step replays the batches: they lie at or below the watermark
+           then, so nothing is counted twice.
         2. Redis, one atomic script: each changed student's state with its ``applied_offset``,
            daily mastery, latest attempts, each partition's watermark. A crash after this step
            replays the batches: the watermarks skip them. If Redis itself loses this write (its

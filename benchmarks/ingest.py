@@ -5,7 +5,10 @@
 2. (a) a bare confluent-kafka consumer reads them as fast as it can: the ceiling here;
    (b) the full path (shard hosts reading their partitions → PostgreSQL + Redis) from fresh
    hosts: events consumed, applied and checkpointed per second (progress read from the
-   partitions' Redis checkpoints, the last step of a checkpoint).
+   partitions' Redis checkpoints, the last step of a checkpoint);
+   (c) the peer: Quix Streams 3.28.1 on the same events, keeping each student's BKT mastery
+   in its RocksDB state with changelog topics, at-least-once (``benchmarks/quix_peer.py``, in
+   its own virtualenv ``.run/quix-venv`` that ``make bench-ingest`` creates).
 3. Once PostgreSQL's autovacuum and Redis's AOF rewrite have digested that burst, and after a
    10 s warm-up: produce-to-checkpointed latency at a steady 1,000 events/s for 15 s (a
    broker started minutes before still compiles its hot code in the first seconds).
@@ -14,7 +17,7 @@
    against what the full path and the steady run used.
 5. A shard holding 100,000 students is SIGKILLed: time until it has applied the next batch.
 
-For (b) and 3 it also prints the CPU each component used (from /proc), per event.
+For (b), (c) and 3 it also prints the CPU each component used (from /proc), per event.
 
 Runs against the platform of ``make up`` in its own topic, consumer group and actor namespace,
 and removes them afterwards. Run with ``make bench-ingest``.
@@ -29,13 +32,17 @@ from learnflow.settings import Settings
 local_ray.use_cluster_env(Settings())
 
 import asyncio
+import json
 import os
+import resource
 import signal
+import subprocess
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -66,6 +73,8 @@ _COMPONENTS = (
     ("Redis", "redis-server"),
     ("shard hosts (every namespace)", "ray::ShardHost"),
 )
+
+_QUIX_PYTHON = Path(".run/quix-venv/bin/python")
 
 
 def process_cpu_s(pid: int) -> float:
@@ -214,6 +223,33 @@ def full_path_rate(settings: Settings, total: int, driver: ShardKeeper) -> tuple
     return (total - mark[1]) / (finished - mark[0]), total / (finished - began)
 
 
+def quix_rate(settings: Settings, run: str) -> tuple[float, float]:
+    """Quix Streams' events/s on the same stateful job (from its first event to its last
+    checkpoint committed), in its own process and virtualenv; and that process's CPU seconds."""
+    if not _QUIX_PYTHON.exists():
+        raise RuntimeError(f"{_QUIX_PYTHON} is missing: run the benchmark with make bench-ingest")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        [
+            str(_QUIX_PYTHON),
+            "benchmarks/quix_peer.py",
+            f"--broker={settings.kafka.bootstrap_servers}",
+            f"--topic={settings.kafka.events_topic}",
+            f"--group=bench-quix-{run}",
+            f"--events={EVENTS}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"the Quix Streams peer failed:\n{done.stderr[-3000:]}")
+    cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["rate"]), cpu_s
+
+
 async def _quiesce(settings: Settings, deadline: Deadline) -> None:
     client = redis.Redis.from_url(settings.redis.url)
     conn = await asyncpg.connect(settings.postgres.dsn())
@@ -345,9 +381,11 @@ async def _drop_history(settings: Settings, run: str) -> None:
 def clean_up(settings: Settings, run: str, driver: ShardKeeper) -> None:
     driver.stop()
     registry.kill_shards(settings)
-    topics.delete_topics(
-        topics.admin_client(settings.kafka), [settings.kafka.events_topic], Deadline.after(60)
-    )
+    admin = topics.admin_client(settings.kafka)
+    changelogs = [
+        name for name in admin.list_topics(timeout=30).topics if f"bench-quix-{run}" in name
+    ]
+    topics.delete_topics(admin, [settings.kafka.events_topic, *changelogs], Deadline.after(60))
     asyncio.run(_drop_history(settings, run))
     client = redis.Redis.from_url(settings.redis.url)
     for key in client.scan_iter(match=f"student:{{bench-{run}-*", count=5000):
@@ -449,14 +487,21 @@ def main() -> None:
         meter = CpuMeter()
         steady, overall = full_path_rate(settings, EVENTS, driver)
         full_path_cpu = meter.seconds()
+        meter = CpuMeter()
+        quix, quix_process_s = quix_rate(settings, run)
+        used, total = meter.seconds()  # the peer has exited: its CPU comes from its rusage
+        quix_cpu = ({**used, "Quix Streams peer": quix_process_s}, total + quix_process_s)
         say("")
         say(f"{'path':<58}{'events/s':>12}")
         say(f"{'(a) bare confluent-kafka consumer (ceiling)':<58}{bare:>12,.0f}")
         say(f"{'(b) full path: consume, apply, checkpoint PG + Redis':<58}{steady:>12,.0f}")
         say(f"{'    (b) including the shards start and first batches':<58}{overall:>12,.0f}")
-        say(f"    ratio (b)/(a): {steady / bare:.3f}")
+        say(f"{'(c) Quix Streams 3.28.1, BKT in RocksDB + changelogs':<58}{quix:>12,.0f}")
+        say(f"    ratio (b)/(a): {steady / bare:.3f}   ratio (b)/(c): {steady / quix:.3f}")
         say("  CPU of the full path, by component (2 cores):")
         say_cpu(full_path_cpu, "event", EVENTS)
+        say("  CPU of the Quix Streams run (its start included), by component:")
+        say_cpu(quix_cpu, "event", EVENTS)
 
         settled = quiesce(settings, Deadline.after(180))
         say(
@@ -507,9 +552,9 @@ def main() -> None:
         say("")
         for label, ok, figure in [
             (
-                "full path >= 50,000 events/s or >= 0.5 of bare",
-                steady >= 50_000 or steady / bare >= 0.5,
-                f"{steady:,.0f}/s, {steady / bare:.3f} of bare",
+                "full path >= 1.0x Quix Streams' stateful rate",
+                steady >= quix,
+                f"{steady:,.0f}/s against {quix:,.0f}/s, {steady / quix:.2f}x",
             ),
             ("p99 produce-to-applied <= 50 ms", p99 <= 50, f"{p99:.1f} ms"),
             ("recovery <= 2 s", recovered <= 2.0, f"{recovered:.2f} s"),

@@ -8,7 +8,8 @@ ends in the states and aggregates of one fold of the whole.
 
 The aggregates follow the rules the stores apply: :func:`daily_values` is what the Redis
 checkpoint writes (a day's last value per component), :func:`merge_weekly` what the PostgreSQL
-statement does (a step counts only above its weekly row's ``last_offset``).
+checkpoint does (a step counts only above its row's ``last_offset``, which the partition's
+watermark guarantees there: a checkpoint adds the :func:`weekly_sums` of the steps above it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date
+from typing import Any
 
 from learnflow.batches import AppliedEvent, CheckpointBatch, ComponentStep, DeadLetter, Record
 from learnflow.bkt import ModelParameters
@@ -152,6 +154,23 @@ class WeeklyRow:
     correct: int
     p_mastered: float
     last_offset: int
+
+
+def weekly_sums(steps: Iterable[ComponentStep]) -> dict[WeeklyKey, WeeklyRow]:
+    """``steps`` (in offset order) summed per weekly row: what one checkpoint adds to it. The
+    value and ``last_offset`` are those of the row's last step."""
+    sums: dict[WeeklyKey, list[Any]] = {}
+    for step in steps:
+        key = (step.student_id, step.component, step.iso_year, step.iso_week)
+        row = sums.get(key)
+        if row is None:
+            sums[key] = [1, int(step.passed), step.p_mastered, step.offset]
+        else:
+            row[0] += 1
+            row[1] += step.passed
+            row[2] = step.p_mastered
+            row[3] = step.offset
+    return {key: WeeklyRow(*row) for key, row in sums.items()}
 
 
 def merge_weekly(

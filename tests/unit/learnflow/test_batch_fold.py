@@ -18,6 +18,7 @@ from learnflow.batch_fold import (
     fold_batch,
     merge_weekly,
     parse_batch,
+    weekly_sums,
 )
 from learnflow.batches import ComponentStep, Record
 from learnflow.bkt import BKTParams, ModelParameters
@@ -40,6 +41,7 @@ class Partition:
         self.weekly: dict[WeeklyKey, WeeklyRow] = {}
         self.attempts: list[str] = []
         self.dead: set[int] = set()
+        self.watermark = -1
 
     def deliver(self, records: Sequence[Record]) -> FoldedBatch:
         folded = fold_batch(
@@ -50,13 +52,23 @@ class Partition:
 
     def write(self, folded: FoldedBatch) -> None:
         batch = folded.checkpoint
-        self.weekly = merge_weekly(self.weekly, batch.steps)
-        # PostgreSQL ignores an attempt row whose event_id it has.
-        self.attempts += [
-            str(a.event.event_id)
-            for a in batch.applied
-            if str(a.event.event_id) not in self.attempts
-        ]
+        # PostgreSQL records what lies above the partition's watermark, which moves on in the
+        # same transaction: attempt rows, and the steps summed per weekly row (a row counts a
+        # sum only above its last_offset).
+        above = [step for step in batch.steps if step.offset > self.watermark]
+        for key, sums in weekly_sums(above).items():
+            row = self.weekly.get(key)
+            if row is None:
+                self.weekly[key] = sums
+            elif row.last_offset < sums.last_offset:
+                self.weekly[key] = WeeklyRow(
+                    row.attempts + sums.attempts,
+                    row.correct + sums.correct,
+                    sums.p_mastered,
+                    sums.last_offset,
+                )
+        self.attempts += [str(a.event.event_id) for a in batch.applied if a.offset > self.watermark]
+        self.watermark = max(self.watermark, batch.last_offset)
         for day, values in daily_values(batch.steps).items():
             self.daily.setdefault(day, {}).update(values)
         self.states.update(batch.states)
@@ -145,7 +157,8 @@ def test_a_replay_from_states_that_lost_a_checkpoint_counts_nothing_twice(
     records: list[Record], data: st.DataObject
 ) -> None:
     """Redis lost the second batch's write while PostgreSQL kept it: the shard folds that batch
-    again from the older states, and the weekly rows' offsets keep it from counting twice."""
+    again from the older states, and PostgreSQL's partition watermark keeps it from counting
+    twice."""
     first = data.draw(st.integers(min_value=1, max_value=len(records)))
     second = data.draw(st.integers(min_value=first, max_value=len(records)))
     partition = Partition()
@@ -162,6 +175,25 @@ def test_a_replay_from_states_that_lost_a_checkpoint_counts_nothing_twice(
         partition.deliver(records[first:])
 
     assert_same(partition, reference(records))
+
+
+@given(partition_records(), st.data())
+def test_weekly_sums_of_a_batch_merge_like_its_steps_one_by_one(
+    records: list[Record], data: st.DataObject
+) -> None:
+    """What PostgreSQL adds per weekly row (a batch's sums) equals the per-step rule."""
+    folded = fold_batch("t", 0, parse_batch(records), {}.get, MODEL, DEFAULT_THRESHOLDS)
+    steps = list(folded.checkpoint.steps)
+    cut = data.draw(st.integers(min_value=0, max_value=len(steps)))
+    before = merge_weekly({}, steps[:cut])
+    merged = dict(before)
+    for key, sums in weekly_sums(steps[cut:]).items():
+        row = merged.get(key)
+        merged[key] = sums if row is None else WeeklyRow(
+            row.attempts + sums.attempts, row.correct + sums.correct, sums.p_mastered,
+            sums.last_offset,
+        )  # fmt: skip
+    assert merged == merge_weekly({}, steps)
 
 
 def test_steps_carry_each_components_mastery_after_the_event() -> None:
