@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date
-from typing import Any
+from typing import Any, NamedTuple
 
 from learnflow.batches import AppliedEvent, CheckpointBatch, ComponentStep, DeadLetter, Record
 from learnflow.bkt import ModelParameters
@@ -25,11 +25,10 @@ from learnflow.events import AttemptGraded, parse_event
 from learnflow.exceptions import InvalidEventError
 from learnflow.levels import LevelThresholds
 from learnflow.student_state import StudentState
-from learnflow.weekly import iso_week
+from learnflow.weekly import iso_week_of
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedRecord:
+class ParsedRecord(NamedTuple):
     offset: int
     event: AttemptGraded
     timestamp_ms: int
@@ -119,19 +118,11 @@ def fold_batch(
 
 def component_steps(offset: int, event: AttemptGraded, state: StudentState) -> list[ComponentStep]:
     """The P(mastered) of each of the event's components in ``state``, right after it."""
-    moment = event.submitted_at.astimezone(UTC)
-    year, week = iso_week(moment)
+    day = event.submitted_at.astimezone(UTC).date()
+    year, week = iso_week_of(day)
+    student, passed, components = event.student_id, event.passed, state.components
     return [
-        ComponentStep(
-            event.student_id,
-            name,
-            offset,
-            event.passed,
-            state.components[name].p_mastered,
-            moment.date(),
-            year,
-            week,
-        )
+        ComponentStep(student, name, offset, passed, components[name].p_mastered, day, year, week)
         for name in event.components
     ]
 

@@ -7,7 +7,7 @@ must all equal it. Each event updates every component it is tagged with, in O(1)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from types import MappingProxyType
 
@@ -51,10 +51,12 @@ def attempt_component(
     model: ModelParameters,
     component: str,
     thresholds: LevelThresholds,
+    day: date | None = None,
 ) -> ComponentMastery:
-    """Apply one attempt on one component."""
+    """Apply one attempt on one component (``day``: the UTC day of ``at``, if known)."""
     p = model.for_component(component).update(state.p_mastered, correct)
-    day = at.astimezone(UTC).date()
+    if day is None:
+        day = at.astimezone(UTC).date()
     proficient_since, confirmed_on = state.proficient_since, state.confirmed_on
     if p < thresholds.proficient:
         proficient_since, confirmed_on = None, None
@@ -104,19 +106,14 @@ class StudentState:
         if offset is not None and offset <= self.applied_offset:
             return self
         updated = dict(self.components)
+        at = event.submitted_at
+        day = at.astimezone(UTC).date()
         for name in event.components:
             updated[name] = attempt_component(
-                self.component(name, model),
-                event.passed,
-                event.submitted_at,
-                model,
-                name,
-                thresholds,
+                self.component(name, model), event.passed, at, model, name, thresholds, day
             )
-        return replace(
-            self,
-            components=updated,
-            applied_offset=self.applied_offset if offset is None else offset,
+        return StudentState(
+            self.student_id, updated, self.applied_offset if offset is None else offset
         )
 
     def levels(self, thresholds: LevelThresholds) -> dict[str, Level]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 
 from learnflow.bkt import ModelParameters
 from learnflow.events import AttemptGraded
@@ -24,7 +25,13 @@ class WeekAggregate:
 
 
 def iso_week(moment: datetime) -> tuple[int, int]:
-    year, week, _ = moment.astimezone(UTC).isocalendar()
+    return iso_week_of(moment.astimezone(UTC).date())
+
+
+@lru_cache(maxsize=1024)
+def iso_week_of(day: date) -> tuple[int, int]:
+    """(ISO year, ISO week) of a UTC day (cached: a batch's events share a few days)."""
+    year, week, _ = day.isocalendar()
     return year, week
 
 
