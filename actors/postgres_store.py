@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from learnflow.batch_fold import weekly_sums
-from learnflow.batches import AppliedEvent, CheckpointBatch
+from learnflow.batches import AppliedEvent, CheckpointBatch, ComponentStep
 from learnflow.events import AttemptGraded
 from learnflow.settings import PostgresSettings
 
@@ -104,15 +104,14 @@ class PostgresHistoryStore:
                 row["partition"]: row["kafka_offset"]
                 for row in await conn.fetch(_LOCK_WATERMARKS, topic, partitions)
             }
-            rows = [
-                _attempt_row(batch.partition, a.offset, a.event)
-                for batch in batches
-                for a in batch.applied
-                if a.offset > marks[batch.partition]
-            ]
-            weekly = weekly_sums(
-                s for batch in batches for s in batch.steps if s.offset > marks[batch.partition]
-            )
+            rows: list[tuple[Any, ...]] = []
+            steps: list[ComponentStep] = []
+            for batch in batches:
+                mark = marks[batch.partition]
+                rows += (_attempt_row(batch.partition, a.offset, a.event) for a in batch.applied
+                         if a.offset > mark)  # fmt: skip
+                steps += (step for step in batch.steps if step.offset > mark)
+            weekly = weekly_sums(steps)
             if rows:
                 await conn.copy_records_to_table("attempts", records=rows, columns=_ATTEMPT_COLUMNS)
             await conn.execute(

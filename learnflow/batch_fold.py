@@ -164,6 +164,26 @@ def weekly_sums(steps: Iterable[ComponentStep]) -> dict[WeeklyKey, WeeklyRow]:
     return {key: WeeklyRow(*row) for key, row in sums.items()}
 
 
+def add_weekly_sums(
+    rows: Mapping[WeeklyKey, WeeklyRow], sums: Mapping[WeeklyKey, WeeklyRow]
+) -> dict[WeeklyKey, WeeklyRow]:
+    """``rows`` with one checkpoint's :func:`weekly_sums` added, as the PostgreSQL upsert adds
+    them: a sum whose ``last_offset`` its row has already counted adds nothing."""
+    added = dict(rows)
+    for key, part in sums.items():
+        row = added.get(key)
+        if row is None:
+            added[key] = part
+        elif row.last_offset < part.last_offset:
+            added[key] = WeeklyRow(
+                row.attempts + part.attempts,
+                row.correct + part.correct,
+                part.p_mastered,
+                part.last_offset,
+            )
+    return added
+
+
 def merge_weekly(
     rows: Mapping[WeeklyKey, WeeklyRow], steps: Iterable[ComponentStep]
 ) -> dict[WeeklyKey, WeeklyRow]:

@@ -14,6 +14,7 @@ from learnflow.batch_fold import (
     FoldedBatch,
     WeeklyKey,
     WeeklyRow,
+    add_weekly_sums,
     daily_values,
     fold_batch,
     merge_weekly,
@@ -56,17 +57,7 @@ class Partition:
         # same transaction: attempt rows, and the steps summed per weekly row (a row counts a
         # sum only above its last_offset).
         above = [step for step in batch.steps if step.offset > self.watermark]
-        for key, sums in weekly_sums(above).items():
-            row = self.weekly.get(key)
-            if row is None:
-                self.weekly[key] = sums
-            elif row.last_offset < sums.last_offset:
-                self.weekly[key] = WeeklyRow(
-                    row.attempts + sums.attempts,
-                    row.correct + sums.correct,
-                    sums.p_mastered,
-                    sums.last_offset,
-                )
+        self.weekly = add_weekly_sums(self.weekly, weekly_sums(above))
         self.attempts += [str(a.event.event_id) for a in batch.applied if a.offset > self.watermark]
         self.watermark = max(self.watermark, batch.last_offset)
         for day, values in daily_values(batch.steps).items():
@@ -185,14 +176,7 @@ def test_weekly_sums_of_a_batch_merge_like_its_steps_one_by_one(
     folded = fold_batch("t", 0, parse_batch(records), {}.get, MODEL, DEFAULT_THRESHOLDS)
     steps = list(folded.checkpoint.steps)
     cut = data.draw(st.integers(min_value=0, max_value=len(steps)))
-    before = merge_weekly({}, steps[:cut])
-    merged = dict(before)
-    for key, sums in weekly_sums(steps[cut:]).items():
-        row = merged.get(key)
-        merged[key] = sums if row is None else WeeklyRow(
-            row.attempts + sums.attempts, row.correct + sums.correct, sums.p_mastered,
-            sums.last_offset,
-        )  # fmt: skip
+    merged = add_weekly_sums(merge_weekly({}, steps[:cut]), weekly_sums(steps[cut:]))
     assert merged == merge_weekly({}, steps)
 
 
