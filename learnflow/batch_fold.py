@@ -103,22 +103,27 @@ def fold_batch(
             skipped += 1
             continue
         try:
-            state = state.apply(event, model, thresholds, offset)
+            day = event.submitted_at.astimezone(UTC).date()
+            state = state.apply(event, model, thresholds, offset, day)
         except Exception as err:  # a failing event is dead-lettered, the stream goes on
             dead.append(DeadLetter(offset, event.key, record.value, f"apply failed: {err!r}"))
             continue
         working[student] = state
         applied.append(AppliedEvent(offset, event))
-        steps.extend(component_steps(offset, event, state))
+        steps.extend(component_steps(offset, event, state, day))
         timestamps.append(record.timestamp_ms)
     dead.sort(key=lambda letter: letter.offset)
     checkpoint = CheckpointBatch(topic, partition, batch.last_offset, applied, steps, working)
     return FoldedBatch(checkpoint, tuple(dead), skipped, tuple(timestamps))
 
 
-def component_steps(offset: int, event: AttemptGraded, state: StudentState) -> list[ComponentStep]:
-    """The P(mastered) of each of the event's components in ``state``, right after it."""
-    day = event.submitted_at.astimezone(UTC).date()
+def component_steps(
+    offset: int, event: AttemptGraded, state: StudentState, day: date | None = None
+) -> list[ComponentStep]:
+    """The P(mastered) of each of the event's components in ``state``, right after it (``day``:
+    the UTC day of its ``submitted_at``, if the caller has it)."""
+    if day is None:
+        day = event.submitted_at.astimezone(UTC).date()
     year, week = iso_week_of(day)
     student, passed, components = event.student_id, event.passed, state.components
     return [

@@ -64,13 +64,9 @@ def attempt_component(
         proficient_since = day
     elif correct and confirmed_on is None and day > proficient_since:
         confirmed_on = day
+    # Positional: one of these is made per component of every event, on the hot path.
     return ComponentMastery(
-        p_mastered=p,
-        attempts=state.attempts + 1,
-        correct=state.correct + int(correct),
-        last_attempt_at=at,
-        proficient_since=proficient_since,
-        confirmed_on=confirmed_on,
+        p, state.attempts + 1, state.correct + correct, at, proficient_since, confirmed_on
     )
 
 
@@ -99,25 +95,38 @@ class StudentState:
         model: ModelParameters,
         thresholds: LevelThresholds = DEFAULT_THRESHOLDS,
         offset: int | None = None,
+        day: date | None = None,
     ) -> StudentState:
-        """The state after ``event``; unchanged if ``offset`` was applied already."""
+        """The state after ``event``; unchanged if ``offset`` was applied already. ``day``: the
+        UTC day of the event's ``submitted_at``, if the caller has it."""
         if event.student_id != self.student_id:
             raise ValueError(f"event of {event.student_id} applied to {self.student_id}")
         if offset is not None and offset <= self.applied_offset:
             return self
         updated = dict(self.components)
-        at = event.submitted_at
-        day = at.astimezone(UTC).date()
+        at, passed = event.submitted_at, event.passed
+        if day is None:
+            day = at.astimezone(UTC).date()
         for name in event.components:
             updated[name] = attempt_component(
-                self.component(name, model), event.passed, at, model, name, thresholds, day
+                self.component(name, model), passed, at, model, name, thresholds, day
             )
-        return StudentState(
-            self.student_id, updated, self.applied_offset if offset is None else offset
-        )
+        return _state(self.student_id, updated, self.applied_offset if offset is None else offset)
 
     def levels(self, thresholds: LevelThresholds) -> dict[str, Level]:
         return {name: state.level(thresholds) for name, state in self.components.items()}
+
+
+def _state(
+    student_id: str, components: dict[str, ComponentMastery], applied_offset: int
+) -> StudentState:
+    """A state holding ``components`` itself (a dict nothing else refers to), without the
+    constructor's copy: :meth:`StudentState.apply` makes one per event."""
+    state = object.__new__(StudentState)
+    object.__setattr__(state, "student_id", student_id)
+    object.__setattr__(state, "components", MappingProxyType(components))
+    object.__setattr__(state, "applied_offset", applied_offset)
+    return state
 
 
 def initial(component: str, model: ModelParameters) -> ComponentMastery:
