@@ -26,7 +26,7 @@ ON CONFLICT (topic, partition) DO UPDATE SET kafka_offset = c.kafka_offset
 RETURNING partition, kafka_offset
 """
 
-_ATTEMPT_COLUMNS = (
+ATTEMPT_COLUMNS = (
     "event_id", "student_id", "exercise_id", "components", "passed", "score", "tests_passed",
     "tests_total", "duration_ms", "submitted_at", "kafka_partition", "kafka_offset",
 )  # fmt: skip
@@ -113,7 +113,7 @@ class PostgresHistoryStore:
                 steps += (step for step in batch.steps if step.offset > mark)
             weekly = weekly_sums(steps)
             if rows:
-                await conn.copy_records_to_table("attempts", records=rows, columns=_ATTEMPT_COLUMNS)
+                await conn.copy_records_to_table("attempts", records=rows, columns=ATTEMPT_COLUMNS)
             await conn.execute(
                 _WEEKLY_AND_WATERMARKS,
                 [key[0] for key in weekly],
