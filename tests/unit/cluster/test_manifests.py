@@ -19,7 +19,7 @@ import yaml
 from jsonschema import Draft4Validator
 
 from ingest.topics import learnflow_topics
-from learnflow.settings import KafkaSettings
+from learnflow.settings import KafkaSettings, Settings
 
 CLUSTER = Path(__file__).resolve().parents[3] / "cluster"
 SCHEMAS = CLUSTER / "schemas"
@@ -125,3 +125,116 @@ def test_the_brokers_refuse_a_write_that_two_replicas_do_not_have() -> None:
     assert pool["spec"]["replicas"] >= config["default.replication.factor"] == 3
     assert config["min.insync.replicas"] == 2
     assert config["auto.create.topics.enable"] is False  # a typo in a topic name fails loudly
+
+
+def the_rayservice() -> dict[str, Any]:
+    (service,) = documents("rayservice.yaml")
+    return service
+
+
+def test_the_rayservice_validates_against_kuberays_crd() -> None:
+    assert errors_of(the_rayservice()) == []
+
+
+@pytest.mark.parametrize(
+    ("break_it", "expected"),
+    [
+        (lambda d: d["spec"]["rayClusterConfig"]["authOptions"].update(mode="on"), "'on' is not"),
+        (lambda d: d["spec"]["rayClusterConfig"]["workerGroupSpecs"][0].pop("maxReplicas"),
+         "'maxReplicas' is a required property"),
+        (lambda d: d["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]
+         ["containers"][0].update(imagePullPolcy="Always"), "'imagePullPolcy' was unexpected"),
+    ],
+)  # fmt: skip
+def test_a_broken_rayservice_is_refused(break_it: Any, expected: str) -> None:
+    broken = copy.deepcopy(the_rayservice())
+    break_it(broken)
+    assert any(expected in error for error in errors_of(broken)), errors_of(broken)
+
+
+def serve_config(service: dict[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(service["spec"]["serveConfigV2"])
+    return config
+
+
+def serve_config_errors(config: dict[str, Any]) -> list[str]:
+    """Ray's own schema, then what it lets by: an application that is not one of ours, a
+    deployment option on a name the application does not have (Serve ignores those)."""
+    from ray.serve.schema import ServeDeploySchema
+
+    from serve.app import DEPLOYMENTS
+
+    try:
+        ServeDeploySchema.model_validate(config)
+    except Exception as err:  # Ray's pydantic error, whatever its version
+        return [str(err)]
+    errors = []
+    for application in config["applications"]:
+        known = DEPLOYMENTS.get(application["import_path"])
+        if known is None:
+            errors.append(f"{application['name']}: no application {application['import_path']}")
+            continue
+        errors += [
+            f"{application['name']}: no deployment {deployment['name']} in it"
+            for deployment in application.get("deployments", ())
+            if deployment["name"] not in known
+        ]
+    return errors
+
+
+def test_the_serve_config_names_our_applications_and_their_deployments() -> None:
+    from serve.deployment import INGEST_APP
+
+    config = serve_config(the_rayservice())
+    assert serve_config_errors(config) == []
+    names = {application["name"] for application in config["applications"]}
+    assert names == {Settings().serve.app_name, INGEST_APP}
+
+
+@pytest.mark.parametrize(
+    ("break_it", "expected"),
+    [
+        (lambda c: c["applications"][0]["deployments"][0].update(name="ApiIngres"),
+         "no deployment ApiIngres"),
+        (lambda c: c["applications"][1].update(import_path="serve.app:ingester"),
+         "no application serve.app:ingester"),
+        (lambda c: c["applications"][0]["deployments"][0].update(num_replicas="many"),
+         "num_replicas"),
+    ],
+)  # fmt: skip
+def test_a_broken_serve_config_is_refused(break_it: Any, expected: str) -> None:
+    config = serve_config(the_rayservice())
+    break_it(config)
+    assert any(expected in error for error in serve_config_errors(config))
+
+
+def test_the_applications_import_and_build_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every ``LEARNFLOW_*`` variable the pods get is a setting, the settings they make
+    validate (a production environment: no dev tokens, a real database password), and each
+    ``import_path`` builds its application from them."""
+    import importlib
+
+    from ray.serve import Application
+
+    env = the_rayservice()["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"][
+        "containers"
+    ][0]["env"]
+    for variable in env:
+        path = variable["name"].removeprefix("LEARNFLOW_").lower().split("__")
+        model: Any = Settings
+        for part in path:
+            assert part in model.model_fields, variable["name"]
+            model = model.model_fields[part].annotation
+        secret = variable.get("valueFrom", {}).get("secretKeyRef")
+        value = f"from-{secret['name']}" if secret else variable["value"]
+        monkeypatch.setenv(variable["name"], value)
+    settings = Settings()
+    assert settings.environment == "prod"
+    assert (settings.kafka.replication_factor, settings.kafka.min_insync_replicas) == (3, 2)
+    assert settings.postgres.password.get_secret_value() == "from-learnflow-postgres"
+    for application in serve_config(the_rayservice())["applications"]:
+        module, _, builder = application["import_path"].partition(":")
+        built = getattr(importlib.import_module(module), builder)({})
+        assert isinstance(built, Application), application["import_path"]
