@@ -238,3 +238,73 @@ def test_the_applications_import_and_build_from_the_environment(
         module, _, builder = application["import_path"].partition(":")
         built = getattr(importlib.import_module(module), builder)({})
         assert isinstance(built, Application), application["import_path"]
+
+
+KUBERNETES = "1.33"
+"""The Kubernetes version the core kinds are checked against."""
+
+
+def core_errors_of(document: dict[str, Any]) -> list[str]:
+    """Why Kubernetes would refuse a core-kind document (strict: unknown fields too)."""
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(document, KUBERNETES, strict=True)
+    except kubernetes_validate.ValidationError as err:
+        return [str(err)]
+    return []
+
+
+@pytest.mark.parametrize("name", ["redis.yaml", "postgres.yaml"])
+def test_the_store_manifests_are_valid_kubernetes(name: str) -> None:
+    docs = documents(name)
+    assert {doc["kind"] for doc in docs} == {"Service", "StatefulSet"}
+    for doc in docs:
+        assert core_errors_of(doc) == [], (name, doc["kind"])
+
+
+@pytest.mark.parametrize(
+    ("break_it", "expected"),
+    [
+        (lambda d: d["spec"].update(replicas="one"), "'one' is not of type"),
+        (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(imagePullPolcy="Always"),
+         "'imagePullPolcy' was unexpected"),
+        (lambda d: d["spec"].pop("selector"), "'selector' is a required property"),
+    ],
+)  # fmt: skip
+def test_a_broken_store_manifest_is_refused(break_it: Any, expected: str) -> None:
+    broken = copy.deepcopy(of_kind(documents("redis.yaml"), "StatefulSet")[0])
+    break_it(broken)
+    assert any(expected in error for error in core_errors_of(broken)), core_errors_of(broken)
+
+
+def test_the_rayservice_reaches_the_stores_at_their_services() -> None:
+    """The addresses the pods are given are the Services the store manifests make, and the
+    Secrets the stores read are those the pods read."""
+    from urllib.parse import urlsplit
+
+    env = {
+        variable["name"]: variable
+        for variable in the_rayservice()["spec"]["rayClusterConfig"]["headGroupSpec"]["template"][
+            "spec"
+        ]["containers"][0]["env"]
+    }
+    services = {
+        doc["metadata"]["name"]: {port["port"] for port in doc["spec"]["ports"]}
+        for name in ("redis.yaml", "postgres.yaml")
+        for doc in of_kind(documents(name), "Service")
+    }
+    redis_url = urlsplit(env["LEARNFLOW_REDIS__URL"]["value"])
+    assert redis_url.port in services[str(redis_url.hostname)]
+    postgres_host = env["LEARNFLOW_POSTGRES__HOST"]["value"]
+    assert int(env["LEARNFLOW_POSTGRES__PORT"]["value"]) in services[postgres_host]
+    for name, variable in (("redis.yaml", "LEARNFLOW_REDIS__PASSWORD"),
+                           ("postgres.yaml", "LEARNFLOW_POSTGRES__PASSWORD")):  # fmt: skip
+        (store,) = of_kind(documents(name), "StatefulSet")
+        read = {
+            (ref["name"], ref["key"])
+            for item in store["spec"]["template"]["spec"]["containers"][0]["env"]
+            if (ref := item.get("valueFrom", {}).get("secretKeyRef"))
+        }
+        secret = env[variable]["valueFrom"]["secretKeyRef"]
+        assert read == {(secret["name"], secret["key"])}, name
