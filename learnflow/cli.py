@@ -342,6 +342,48 @@ def kong_render(
     console.print(f"wrote {out} ({len(ring.public_keys())} public key(s))")
 
 
+ray_cluster_app = typer.Typer(
+    help="The Ray cluster launcher config (ray up) for machines of your own.",
+    no_args_is_help=True,
+)
+app.add_typer(ray_cluster_app, name="ray-cluster")
+
+
+@ray_cluster_app.command("render")
+def ray_cluster_render(
+    head: Annotated[
+        str, typer.Option("--head", envvar="LEARNFLOW_CLUSTER_HEAD", help="The head's address.")
+    ],
+    worker: Annotated[
+        list[str],
+        typer.Option(
+            "--worker",
+            envvar="LEARNFLOW_CLUSTER_WORKERS",
+            help="A worker's address (repeat the option; the variable takes them space-separated).",
+        ),
+    ],
+    ssh_user: Annotated[str, typer.Option("--ssh-user", help="The nodes' SSH user.")] = "learnflow",
+    out: Annotated[Path, typer.Option("--out", help="Where to write the config.")] = Path(
+        "ray_cluster.yaml"
+    ),
+    verbose: Verbose = False,
+) -> None:
+    """Write the launcher config: the head and workers given, ports from the settings, this
+    project and the local cluster's token synced to every node."""
+    from learnflow import ray_launcher
+    from learnflow.platform import ray as local_ray
+
+    settings = _setup(verbose)
+    token = local_ray.token_path(settings)
+    if not token.exists():
+        raise typer.BadParameter(f"{token} is missing: run `learnflow up` once to make it")
+    config = ray_launcher.launcher_config(
+        settings, head, worker, ssh_user, Path.cwd(), token.resolve()
+    )
+    out.write_text(ray_launcher.render(config))
+    console.print(f"wrote {out}: head {head}, {len(worker)} worker(s)")
+
+
 def main() -> None:
     try:
         app()
