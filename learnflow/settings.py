@@ -63,6 +63,9 @@ class PostgresSettings(BaseModel):
 
 
 class RaySettings(BaseModel):
+    host: str = "127.0.0.1"
+    """The head's address: where ``learnflow up`` starts it and where every client finds it
+    (``LEARNFLOW_RAY__HOST`` to reach a head on another machine)."""
     gcs_port: int = Field(default=6380, ge=1, le=65535)
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = Field(default=8265, ge=1, le=65535)
@@ -78,7 +81,7 @@ class RaySettings(BaseModel):
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.gcs_port}"
+        return f"{self.host}:{self.gcs_port}"
 
     @property
     def dashboard_url(self) -> str:

@@ -109,7 +109,7 @@ def start(settings: Settings, deadline: Deadline) -> ComponentStatus:
             [
                 str(Path(sys.executable).with_name("ray")),
                 "start", "--head", "--block",
-                "--node-ip-address=127.0.0.1",
+                f"--node-ip-address={rs.host}",
                 f"--port={rs.gcs_port}",
                 f"--dashboard-host={rs.dashboard_host}",
                 f"--dashboard-port={rs.dashboard_port}",

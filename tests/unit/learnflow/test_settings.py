@@ -70,3 +70,12 @@ def test_dev_tokens_are_refused_outside_dev(monkeypatch: pytest.MonkeyPatch) -> 
 
     with pytest.raises(ConfigurationError, match="LEARNFLOW_AUTH__DEV_TOKENS"):
         Settings()
+
+
+def test_the_ray_head_is_found_where_the_settings_say(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("LEARNFLOW_RAY__HOST", "LEARNFLOW_RAY__GCS_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert Settings().ray.address == "127.0.0.1:6380"  # one machine: loopback
+    monkeypatch.setenv("LEARNFLOW_RAY__HOST", "10.0.0.5")
+    monkeypatch.setenv("LEARNFLOW_RAY__GCS_PORT", "6390")
+    assert Settings().ray.address == "10.0.0.5:6390"
