@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import date
 from typing import Any, NamedTuple
 
 from learnflow.batches import AppliedEvent, CheckpointBatch, ComponentStep, DeadLetter, Record
@@ -24,7 +24,7 @@ from learnflow.bkt import ModelParameters
 from learnflow.events import AttemptGraded, parse_event
 from learnflow.exceptions import InvalidEventError
 from learnflow.levels import LevelThresholds
-from learnflow.student_state import StudentState
+from learnflow.student_state import StudentState, utc_day
 from learnflow.weekly import iso_week_of
 
 
@@ -103,7 +103,7 @@ def fold_batch(
             skipped += 1
             continue
         try:
-            day = event.submitted_at.astimezone(UTC).date()
+            day = utc_day(event.submitted_at)
             state = state.apply(event, model, thresholds, offset, day)
         except Exception as err:  # a failing event is dead-lettered, the stream goes on
             dead.append(DeadLetter(offset, event.key, record.value, f"apply failed: {err!r}"))
@@ -123,7 +123,7 @@ def component_steps(
     """The P(mastered) of each of the event's components in ``state``, right after it (``day``:
     the UTC day of its ``submitted_at``, if the caller has it)."""
     if day is None:
-        day = event.submitted_at.astimezone(UTC).date()
+        day = utc_day(event.submitted_at)
     year, week = iso_week_of(day)
     student, passed, components = event.student_id, event.passed, state.components
     return [

@@ -44,6 +44,11 @@ class ComponentMastery:
         return Level.ATTEMPTED
 
 
+def utc_day(moment: datetime) -> date:
+    """The UTC day of ``moment``: the day levels, daily mastery and ISO weeks count in."""
+    return moment.astimezone(UTC).date()
+
+
 def attempt_component(
     state: ComponentMastery,
     correct: bool,
@@ -51,12 +56,10 @@ def attempt_component(
     model: ModelParameters,
     component: str,
     thresholds: LevelThresholds,
-    day: date | None = None,
+    day: date,
 ) -> ComponentMastery:
-    """Apply one attempt on one component (``day``: the UTC day of ``at``, if known)."""
+    """Apply one attempt on one component (``day``: :func:`utc_day` of ``at``)."""
     p = model.for_component(component).update(state.p_mastered, correct)
-    if day is None:
-        day = at.astimezone(UTC).date()
     proficient_since, confirmed_on = state.proficient_since, state.confirmed_on
     if p < thresholds.proficient:
         proficient_since, confirmed_on = None, None
@@ -106,7 +109,7 @@ class StudentState:
         updated = dict(self.components)
         at, passed = event.submitted_at, event.passed
         if day is None:
-            day = at.astimezone(UTC).date()
+            day = utc_day(at)
         for name in event.components:
             updated[name] = attempt_component(
                 self.component(name, model), passed, at, model, name, thresholds, day

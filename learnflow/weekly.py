@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import lru_cache
 
 from learnflow.bkt import ModelParameters
 from learnflow.events import AttemptGraded
 from learnflow.levels import DEFAULT_THRESHOLDS, LevelThresholds
-from learnflow.student_state import StudentState
+from learnflow.student_state import StudentState, utc_day
 
 WeekKey = tuple[str, int, int]
 """(component, ISO year, ISO week) of the attempt's UTC time."""
@@ -25,7 +25,7 @@ class WeekAggregate:
 
 
 def iso_week(moment: datetime) -> tuple[int, int]:
-    return iso_week_of(moment.astimezone(UTC).date())
+    return iso_week_of(utc_day(moment))
 
 
 @lru_cache(maxsize=1024)

@@ -132,6 +132,13 @@ def the_rayservice() -> dict[str, Any]:
     return service
 
 
+def head_env() -> list[dict[str, Any]]:
+    """The environment of the RayService's head container (the workers share it)."""
+    head = the_rayservice()["spec"]["rayClusterConfig"]["headGroupSpec"]
+    env: list[dict[str, Any]] = head["template"]["spec"]["containers"][0]["env"]
+    return env
+
+
 def test_the_rayservice_validates_against_kuberays_crd() -> None:
     assert errors_of(the_rayservice()) == []
 
@@ -218,10 +225,7 @@ def test_the_applications_import_and_build_from_the_environment(
 
     from ray.serve import Application
 
-    env = the_rayservice()["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"][
-        "containers"
-    ][0]["env"]
-    for variable in env:
+    for variable in head_env():
         path = variable["name"].removeprefix("LEARNFLOW_").lower().split("__")
         model: Any = Settings
         for part in path:
@@ -283,12 +287,7 @@ def test_the_rayservice_reaches_the_stores_at_their_services() -> None:
     Secrets the stores read are those the pods read."""
     from urllib.parse import urlsplit
 
-    env = {
-        variable["name"]: variable
-        for variable in the_rayservice()["spec"]["rayClusterConfig"]["headGroupSpec"]["template"][
-            "spec"
-        ]["containers"][0]["env"]
-    }
+    env = {variable["name"]: variable for variable in head_env()}
     services = {
         doc["metadata"]["name"]: {port["port"] for port in doc["spec"]["ports"]}
         for name in ("redis.yaml", "postgres.yaml")
