@@ -3,8 +3,11 @@
 For each component: several random restarts run a few EM iterations, the best one (highest
 log-likelihood) runs to convergence. ``p_guess`` and ``p_slip`` are kept below 0.5 so no solution
 comes out swapped ("mastered" answering worse than "not mastered"). Components with too little
-data keep the default parameters and are reported as a fallback. With ``forgets="auto"`` the
-forget parameter is used only where it improves the log-likelihood of held-out students.
+data, or whose answers are all correct or all wrong (nothing tells mastery from guessing), keep
+the default parameters and are reported as a fallback with a note saying why. With
+``forgets="auto"`` the forget parameter is used only where it improves the log-likelihood of
+held-out students. Any sequence length works: the forward pass is scaled per step and the
+backward weights are renormalised per step.
 """
 
 from __future__ import annotations
@@ -64,10 +67,13 @@ def fit(
     report = progress or (lambda phase, done, total: None)
     ranges = seqs.component_ranges()
     counts = [_counts(seqs, ranges, k) for k in range(len(seqs.components))]
+    correct = _correct_counts(seqs, ranges)
     eligible = [
         k
         for k, (students, attempts) in enumerate(counts)
-        if students >= config.min_students and attempts >= config.min_attempts
+        if students >= config.min_students
+        and attempts >= config.min_attempts
+        and 0 < correct[k] < attempts
     ]
     forget = np.full(len(seqs.components), config.forgets == "always")
     notes = [""] * len(seqs.components)
@@ -79,19 +85,19 @@ def fit(
     for k, name in enumerate(seqs.components):
         students, attempts = counts[k]
         if k in params:
+            note = "; ".join(filter(None, (notes[k], _bound_note(params[k], config))))
             results.append(
                 ComponentFit(
-                    name, params[k], students, attempts, logliks[k], iterations[k], False, notes[k]
+                    name, params[k], students, attempts, logliks[k], iterations[k], False, note
                 )
             )
         else:
-            note = (
-                f"too little data (need {config.min_students} students and "
-                f"{config.min_attempts} attempts): default parameters"
-            )
             results.append(
-                ComponentFit(name, config.default, students, attempts, None, 0, True, note)
-            )
+                ComponentFit(
+                    name, config.default, students, attempts, None, 0, True,
+                    _fallback_note(students, attempts, int(correct[k]), config),
+                )
+            )  # fmt: skip
     return results
 
 
@@ -117,6 +123,36 @@ def predict(
 def _counts(seqs: Sequences, ranges: npt.NDArray[np.int64], k: int) -> tuple[int, int]:
     first, last = int(ranges[k]), int(ranges[k + 1])
     return last - first, int(seqs.starts[last] - seqs.starts[first])
+
+
+def _correct_counts(seqs: Sequences, ranges: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Correct answers per component."""
+    bounds = seqs.starts[ranges]
+    cumulative = np.concatenate(([0], np.cumsum(seqs.obs, dtype=np.int64)))
+    return cumulative[bounds[1:]] - cumulative[bounds[:-1]]
+
+
+def _fallback_note(students: int, attempts: int, correct: int, config: FitConfig) -> str:
+    if students < config.min_students or attempts < config.min_attempts:
+        return (
+            f"too little data ({students} students, {attempts} attempts; need "
+            f"{config.min_students} and {config.min_attempts}): default parameters"
+        )
+    answers = "correct" if correct == attempts else "wrong"
+    return (
+        f"every one of the {attempts} answers is {answers}, so guessing, slipping and mastery "
+        "cannot be told apart: default parameters"
+    )
+
+
+def _bound_note(params: BKTParams, config: FitConfig) -> str:
+    """Says which of guess and slip ended on their upper bound (weakly identified)."""
+    at_bound = [
+        f"{name} at its bound {config.max_guess_slip}"
+        for name, value in (("p_guess", params.p_guess), ("p_slip", params.p_slip))
+        if value >= config.max_guess_slip
+    ]
+    return f"{' and '.join(at_bound)}: weakly identified" if at_bound else ""
 
 
 def _em(

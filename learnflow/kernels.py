@@ -42,7 +42,8 @@ def e_step(
     longest = 0
     for i in range(first, last):
         longest = max(longest, starts[i + 1] - starts[i])
-    alpha = np.empty(longest)
+    alpha0 = np.empty(longest)
+    alpha1 = np.empty(longest)
     scale = np.empty(longest)
     loglik = 0.0
     for i in range(first, last):
@@ -50,7 +51,12 @@ def e_step(
         n = starts[i + 1] - a
         if n == 0:
             continue
-        p_l = p_init
+        # Both states' probabilities are carried, never one as 1 minus the other: after a few
+        # answers that make mastery near certain, 1 - P(mastered) rounds to exactly 0, the
+        # other state could never come back however many answers then contradict it, and the
+        # E-step went wrong enough that EM oscillated between two parameter sets.
+        p1 = p_init
+        p0 = 1.0 - p_init
         for t in range(n):
             if obs[a + t]:
                 e1 = 1.0 - slip
@@ -58,20 +64,25 @@ def e_step(
             else:
                 e1 = slip
                 e0 = 1.0 - guess
-            num1 = p_l * e1
-            s = num1 + (1.0 - p_l) * e0
+            num1 = p1 * e1
+            num0 = p0 * e0
+            s = num1 + num0
             loglik += math.log(s)
-            post = num1 / s
-            alpha[t] = post
+            post1 = num1 / s
+            post0 = num0 / s
+            alpha0[t] = post0
+            alpha1[t] = post1
             scale[t] = s
-            p_l = post * (1.0 - forget) + (1.0 - post) * learn
+            p1 = post1 * (1.0 - forget) + post0 * learn
+            p0 = post0 * (1.0 - learn) + post1 * forget
         # Backward pass with the forward scaling; beta of the last step is 1 for both states.
         b0 = 1.0
         b1 = 1.0
-        g1 = alpha[n - 1]
+        g0 = alpha0[n - 1]
+        g1 = alpha1[n - 1]
         c = obs[a + n - 1]
-        stats[6] += (1.0 - g1) * c
-        stats[7] += 1.0 - g1
+        stats[6] += g0 * c
+        stats[7] += g0
         stats[8] += g1 * (1 - c)
         stats[9] += g1
         for t in range(n - 2, -1, -1):
@@ -82,13 +93,14 @@ def e_step(
                 e1 = slip
                 e0 = 1.0 - guess
             s = scale[t + 1]
-            at = alpha[t]
+            a0 = alpha0[t]
+            a1 = alpha1[t]
             w0 = e0 * b0 / s
             w1 = e1 * b1 / s
-            x00 = (1.0 - at) * (1.0 - learn) * w0
-            x01 = (1.0 - at) * learn * w1
-            x10 = at * forget * w0
-            x11 = at * (1.0 - forget) * w1
+            x00 = a0 * (1.0 - learn) * w0
+            x01 = a0 * learn * w1
+            x10 = a1 * forget * w0
+            x11 = a1 * (1.0 - forget) * w1
             g0 = x00 + x01
             g1 = x10 + x11
             total = g0 + g1
@@ -103,8 +115,8 @@ def e_step(
                 # The past (alpha exactly 0 or 1 in floating point) and the future (beta
                 # exactly 0 for the other state) disagree beyond what doubles can hold: keep
                 # the forward posterior for this step and count no transition.
-                g1 = at
-                g0 = 1.0 - at
+                g1 = a1
+                g0 = a0
             c = obs[a + t]
             stats[6] += g0 * c
             stats[7] += g0

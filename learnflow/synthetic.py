@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import numpy.typing as npt
 
 from learnflow.bkt import BKTParams
 from learnflow.events import AttemptGraded
@@ -16,35 +17,57 @@ from learnflow.sequences import Sequences
 COMPONENTS = ("variables", "conditionals", "loops", "functions", "strings", "lists")
 
 
-def generate(params: Mapping[str, BKTParams], students: int, attempts: int, seed: int) -> Sequences:
+def generate(
+    params: Mapping[str, BKTParams],
+    students: int,
+    attempts: int,
+    seed: int,
+    long_students: int = 0,
+    long_attempts: int = 0,
+) -> Sequences:
     """Every student attempts every component ``attempts`` times, following the hidden model.
 
     The same seed gives the same data. Student ids are ``student-00000``…; a student's mastery
     starts true with ``p_init`` and then moves by ``p_learn`` / ``p_forget`` after each attempt.
+    The last ``long_students`` of them answer ``long_attempts`` times instead, as the few very
+    persistent students of real tutor logs do.
     """
     rng = np.random.default_rng(seed)
     names = tuple(params)
     student_ids = tuple(f"student-{n:05d}" for n in range(students))
-    n_seq = len(names) * students
-    obs = np.empty((n_seq, attempts), dtype=np.int8)
-    for k, name in enumerate(names):
-        p = params[name]
-        rows = slice(k * students, (k + 1) * students)
-        mastered = rng.random(students) < p.p_init
-        block = np.empty((students, attempts), dtype=np.int8)
-        for t in range(attempts):
-            p_correct = np.where(mastered, 1.0 - p.p_slip, p.p_guess)
-            block[:, t] = rng.random(students) < p_correct
-            draw = rng.random(students)
-            mastered = np.where(mastered, draw >= p.p_forget, draw < p.p_learn)
-        obs[rows] = block
+    regular = students - long_students
+    blocks = []
+    for name in names:
+        blocks.append(_answers(rng, params[name], regular, attempts).reshape(-1))
+        if long_students:
+            blocks.append(_answers(rng, params[name], long_students, long_attempts).reshape(-1))
+    lengths = np.tile(
+        np.repeat(np.array([attempts, long_attempts], dtype=np.int64), [regular, long_students]),
+        len(names),
+    )
+    starts = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
     return Sequences(
         components=names,
         students=student_ids * len(names),
         seq_component=np.repeat(np.arange(len(names), dtype=np.int64), students),
-        starts=np.arange(0, n_seq * attempts + 1, attempts, dtype=np.int64),
-        obs=obs.reshape(-1),
+        starts=starts,
+        obs=np.concatenate(blocks) if blocks else np.empty(0, dtype=np.int8),
     )
+
+
+def _answers(
+    rng: np.random.Generator, p: BKTParams, students: int, attempts: int
+) -> npt.NDArray[np.int8]:
+    """``students`` × ``attempts`` answers drawn from the hidden model, one row per student."""
+    mastered = rng.random(students) < p.p_init
+    block = np.empty((students, attempts), dtype=np.int8)
+    for t in range(attempts):
+        p_correct = np.where(mastered, 1.0 - p.p_slip, p.p_guess)
+        block[:, t] = rng.random(students) < p_correct
+        draw = rng.random(students)
+        mastered = np.where(mastered, draw >= p.p_forget, draw < p.p_learn)
+    return block
 
 
 def attempt_events(
