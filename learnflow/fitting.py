@@ -66,14 +66,13 @@ def fit(
     """Fit every component of ``seqs``; the result lists components in ``seqs`` order."""
     report = progress or (lambda phase, done, total: None)
     ranges = seqs.component_ranges()
-    counts = [_counts(seqs, ranges, k) for k in range(len(seqs.components))]
-    correct = _correct_counts(seqs, ranges)
+    counts = _counts(seqs, ranges)
     eligible = [
         k
-        for k, (students, attempts) in enumerate(counts)
+        for k, (students, attempts, correct) in enumerate(counts)
         if students >= config.min_students
         and attempts >= config.min_attempts
-        and 0 < correct[k] < attempts
+        and 0 < correct < attempts
     ]
     forget = np.full(len(seqs.components), config.forgets == "always")
     notes = [""] * len(seqs.components)
@@ -83,7 +82,7 @@ def fit(
     params, logliks, iterations = _em(seqs, eligible, forget, config, report, "fitting")
     results = []
     for k, name in enumerate(seqs.components):
-        students, attempts = counts[k]
+        students, attempts, correct = counts[k]
         if k in params:
             note = "; ".join(filter(None, (notes[k], _bound_note(params[k], config))))
             results.append(
@@ -95,7 +94,7 @@ def fit(
             results.append(
                 ComponentFit(
                     name, config.default, students, attempts, None, 0, True,
-                    _fallback_note(students, attempts, int(correct[k]), config),
+                    _fallback_note(students, attempts, correct, config),
                 )
             )  # fmt: skip
     return results
@@ -120,16 +119,14 @@ def predict(
     return kernels.forward(seqs.obs, seqs.starts, rows[seqs.seq_component])
 
 
-def _counts(seqs: Sequences, ranges: npt.NDArray[np.int64], k: int) -> tuple[int, int]:
-    first, last = int(ranges[k]), int(ranges[k + 1])
-    return last - first, int(seqs.starts[last] - seqs.starts[first])
-
-
-def _correct_counts(seqs: Sequences, ranges: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Correct answers per component."""
+def _counts(seqs: Sequences, ranges: npt.NDArray[np.int64]) -> list[tuple[int, int, int]]:
+    """Per component: students, attempts and correct answers."""
     bounds = seqs.starts[ranges]
-    cumulative = np.concatenate(([0], np.cumsum(seqs.obs, dtype=np.int64)))
-    return cumulative[bounds[1:]] - cumulative[bounds[:-1]]
+    correct = np.concatenate(([0], np.cumsum(seqs.obs, dtype=np.int64)))[bounds]
+    return [
+        (int(s), int(a), int(c))
+        for s, a, c in zip(np.diff(ranges), np.diff(bounds), np.diff(correct), strict=True)
+    ]
 
 
 def _fallback_note(students: int, attempts: int, correct: int, config: FitConfig) -> str:

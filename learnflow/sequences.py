@@ -51,9 +51,7 @@ class Sequences:
     def select(self, keep: npt.NDArray[np.bool_]) -> Sequences:
         """The sequences where ``keep`` is true, order preserved."""
         index = np.flatnonzero(keep)
-        lengths = self.lengths()[index]
-        starts = np.zeros(len(index) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=starts[1:])
+        starts = starts_of(self.lengths()[index])
         pieces = [self.obs[self.starts[i] : self.starts[i + 1]] for i in index]
         obs = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int8)
         return Sequences(
@@ -76,6 +74,13 @@ class Sequences:
         return self.select(~mask), self.select(mask)
 
 
+def starts_of(lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The ``starts`` of sequences of these lengths, laid out one after another."""
+    starts = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    return starts
+
+
 def from_rows(rows: Iterable[tuple[str, str, int]]) -> Sequences:
     """Build from ``(student, component, correct)`` rows given in attempt order."""
     grouped: dict[tuple[str, str], list[int]] = {}
@@ -85,8 +90,7 @@ def from_rows(rows: Iterable[tuple[str, str, int]]) -> Sequences:
     components = tuple(sorted({component for component, _ in keys}))
     index = {name: k for k, name in enumerate(components)}
     lengths = np.fromiter((len(grouped[key]) for key in keys), dtype=np.int64, count=len(keys))
-    starts = np.zeros(len(keys) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=starts[1:])
+    starts = starts_of(lengths)
     obs = np.fromiter(
         (c for key in keys for c in grouped[key]), dtype=np.int8, count=int(starts[-1])
     )

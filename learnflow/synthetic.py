@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from learnflow.bkt import BKTParams
 from learnflow.events import AttemptGraded
-from learnflow.sequences import Sequences
+from learnflow.sequences import Sequences, starts_of
 
 COMPONENTS = ("variables", "conditionals", "loops", "functions", "strings", "lists")
 
@@ -45,13 +45,11 @@ def generate(
         np.repeat(np.array([attempts, long_attempts], dtype=np.int64), [regular, long_students]),
         len(names),
     )
-    starts = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=starts[1:])
     return Sequences(
         components=names,
         students=student_ids * len(names),
         seq_component=np.repeat(np.arange(len(names), dtype=np.int64), students),
-        starts=starts,
+        starts=starts_of(lengths),
         obs=np.concatenate(blocks) if blocks else np.empty(0, dtype=np.int8),
     )
 
