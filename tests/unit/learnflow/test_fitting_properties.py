@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import given, settings
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from learnflow import fitting, kernels
@@ -86,6 +87,84 @@ def test_online_update_and_compiled_forward_agree_on_long_sequences(
         p = model.update(p, bool(answer))
         assert abs(mastered[k] - p) <= 1e-9
     assert np.all(np.isfinite(predicted)) and np.all(np.isfinite(mastered))
+
+
+def log_space_likelihood(answers: list[int], model: BKTParams) -> float:
+    """The forward algorithm in log space with both states kept: the reference, slow and exact."""
+    p_init, learn, guess, slip, forget = model.as_tuple()
+
+    def log(x: float) -> float:
+        return math.log(x) if x > 0.0 else -math.inf
+
+    def log_add(x: float, y: float) -> float:
+        top = max(x, y)
+        return top if top == -math.inf else top + math.log(math.exp(x - top) + math.exp(y - top))
+
+    l0, l1 = log(1.0 - p_init), log(p_init)
+    for answer in answers:
+        l0 += log(guess if answer else 1.0 - guess)
+        l1 += log(1.0 - slip if answer else slip)
+        l0, l1 = (
+            log_add(l0 + log(1.0 - learn), l1 + log(forget)),
+            log_add(l0 + log(learn), l1 + log(1.0 - forget)),
+        )
+    return log_add(l0, l1)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    answers=long_answers,
+    model=st.builds(
+        BKTParams,
+        st.floats(1e-6, 1 - 1e-6),
+        st.floats(0.0, 1.0),
+        st.floats(1e-6, 0.49),
+        st.floats(1e-6, 0.49),
+        st.floats(0.0, 1.0),
+    ),
+)
+# A state whose weight fell below what doubles hold and which later answers bring back: 410
+# wrong answers make mastery (forgotten at once) as unlikely as 6^-410, 4,590 right ones undo it.
+@example(answers=[0] * 410 + [1] * 4590, model=BKTParams(0.5, 0.0, 0.25, 0.25, 0.5))
+@example(
+    answers=([1] * 600 + [0] * 900) * 3 + [1] * 500, model=BKTParams(0.5, 0.0, 0.0625, 0.25, 0.0)
+)
+def test_the_fits_likelihood_is_exact_on_long_sequences(
+    answers: list[int], model: BKTParams
+) -> None:
+    batch = fitting.log_likelihood(one_sequence(answers), {"skill": model})
+
+    assert batch == pytest.approx(log_space_likelihood(answers, model), rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    answers=st.lists(st.integers(0, 1), min_size=1, max_size=60),
+    model=st.builds(
+        BKTParams,
+        st.floats(0.01, 0.99),
+        st.floats(0.0, 0.9),
+        st.floats(0.01, 0.49),
+        st.floats(0.01, 0.49),
+        st.floats(0.0, 0.9),
+    ),
+)
+def test_log_space_and_scaled_passes_give_the_same_statistics(
+    answers: list[int], model: BKTParams
+) -> None:
+    obs = np.array(answers, dtype=np.int8)
+    row = np.array(model.as_tuple())
+    n = len(answers)
+    scaled, in_log = np.zeros(kernels.N_STATS), np.zeros(kernels.N_STATS)
+
+    ll_scaled, exact = kernels._scaled_sequence(
+        obs, 0, n, row, np.empty(n), np.empty(n), np.empty(n), scaled
+    )
+    ll_log = kernels._log_sequence(obs, 0, n, row, np.empty(n), np.empty(n), np.empty(n), in_log)
+
+    assert exact
+    assert ll_log == pytest.approx(ll_scaled, rel=1e-9)
+    np.testing.assert_allclose(in_log, scaled, rtol=1e-9, atol=1e-9)
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)
