@@ -167,6 +167,7 @@ class ShardHost:
                             feed.checkpointed(p, mark)
                         positioned = True
                     records = await asyncio.to_thread(feed.poll, POLL_S)
+                    await self._stores.follow_model()
                     if records:
                         for result in await self._apply(records):
                             if result.dead_letters:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
-from actors import postgres_store, redis_store
+import asyncpg
+
+from actors import model_store, postgres_store, redis_store
 from actors.checkpoint import HistoryStore, StateStore
 from actors.postgres_store import PostgresHistoryStore
 from actors.redis_store import RedisStateStore
@@ -43,10 +46,14 @@ class ShardStores:
 
     redis: StateStore
     history: HistoryStore
+    pool: asyncpg.Pool
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._lock = asyncio.Lock()
+        self.model = load_model(settings.mastery)
+        """The parameters every batch is folded with, one version for a whole batch."""
+        self._model_checked = -math.inf
 
     async def connect(self) -> None:
         async with self._lock:
@@ -56,10 +63,26 @@ class ShardStores:
                     self._settings.shards,
                 )
             if not hasattr(self, "history"):
-                pool = await postgres_store.connect(
+                self.pool = await postgres_store.connect(
                     self._settings.postgres, self._settings.shards.postgres_pool_size
                 )
-                self.history = PostgresHistoryStore(pool)
+                self.history = PostgresHistoryStore(self.pool)
+
+    async def follow_model(self, force: bool = False) -> None:
+        """Switch to the published model version if it changed (looked up at most every
+        ``mastery.model_poll_s`` unless ``force``). Call between batches, never during one:
+        a batch is folded with one version. Before any publication the parameter file or the
+        defaults stay in use."""
+        now = time.monotonic()
+        if not force and now - self._model_checked < self._settings.mastery.model_poll_s:
+            return
+        self._model_checked = now
+        version = await model_store.published(self.pool)
+        if version is None or version == self.model.version:
+            return
+        previous = self.model.version
+        self.model = await model_store.load(self.pool, version)
+        logger.info("model version %d published: switching from %d", version, previous)
 
     async def checkpoint(self, batches: list[CheckpointBatch]) -> None:
         """Save one checkpoint, in an order that survives a crash between any two steps.
@@ -116,7 +139,6 @@ class StudentShard:
         self.partition = partition
         self.topic = topic or settings.kafka.events_topic
         self._settings = settings
-        self._model = load_model(settings.mastery)
         self._thresholds = settings.mastery.thresholds()
         self._students: OrderedDict[str, StudentState] = OrderedDict()
         self._watermark = -1
@@ -167,7 +189,7 @@ class StudentShard:
             return resident.get(student) or loaded.get(student)
 
         folded = fold_batch(
-            self.topic, self.partition, parsed, known, self._model, self._thresholds
+            self.topic, self.partition, parsed, known, self._stores.model, self._thresholds
         )
         return Folded(folded, loaded, len(records) - len(fresh) + folded.skipped, began)
 
@@ -281,6 +303,7 @@ class StudentShard:
 
     async def _connect(self) -> None:
         await self._stores.connect()
+        await self._stores.follow_model(force=True)  # a restarted shard: the published version
         redis_mark = await self._stores.redis.watermark(self.topic, self.partition)
         history_mark = await self._stores.history.watermark(self.topic, self.partition)
         if history_mark > redis_mark:
@@ -306,7 +329,7 @@ class StudentShard:
         for student, events in history.items():
             state = StudentState(student)
             for item in events:
-                state = state.apply(item.event, self._model, self._thresholds, item.offset)
+                state = state.apply(item.event, self._stores.model, self._thresholds, item.offset)
                 if item.offset > redis_mark:
                     applied.append(item)
                     steps.extend(component_steps(item.offset, item.event, state))

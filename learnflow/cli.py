@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -19,6 +19,9 @@ from rich.table import Table
 
 from learnflow.exceptions import LearnFlowError
 from learnflow.settings import Settings
+
+if TYPE_CHECKING:
+    from learnflow.param_file import ParameterFile
 
 app = typer.Typer(
     name="learnflow",
@@ -180,15 +183,22 @@ def fit(
     ] = "auto",
     restarts: Annotated[int, typer.Option(min=1, help="Random restarts per component.")] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the random restarts.")] = 0,
-    version: Annotated[int, typer.Option(min=0, help="Version number of this fit.")] = 1,
+    version: Annotated[
+        int, typer.Option(min=0, help="Version number written to the file (without --store).")
+    ] = 1,
+    store: Annotated[
+        bool,
+        typer.Option("--store", help="Also store the fit in PostgreSQL as the next model version."),
+    ] = False,
     verbose: Verbose = False,
 ) -> None:
-    """Fit BKT parameters per component by EM and write them for the shards to load."""
+    """Fit BKT parameters per component by EM; write them as a file, and with --store as the
+    next model version (publish it with ``learnflow model publish``)."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
 
     from learnflow import fitting, param_file, sequences
 
-    _setup(verbose)
+    settings = _setup(verbose)
     if (csv_file is None) == (events_file is None):
         raise typer.BadParameter("give exactly one of --csv or --events")
     if forgets not in ("never", "always", "auto"):
@@ -218,7 +228,12 @@ def fit(
             bar.update(tasks[phase], completed=done)
 
         fits = fitting.fit(seqs, config, progress)
-    param_file.write(out, param_file.build(fits, version, config.default))
+    document = param_file.build(fits, version, config.default)
+    if store:
+        source = f"fit of {csv_file or events_file}"
+        version = asyncio.run(_store_model(settings, document, source))
+        document = document.model_copy(update={"version": version})
+    param_file.write(out, document)
     table = Table(
         "component", "students", "attempts", "p_init", "p_learn", "p_guess", "p_slip",
         "p_forget", "log-lik", "fit", title=f"BKT parameters (version {version})",
@@ -238,6 +253,90 @@ def fit(
         if item.note:
             console.print(f"  {item.component}: {item.note}")
     console.print(f"wrote {out} in {time.monotonic() - began:.1f} s")
+
+
+model_app = typer.Typer(
+    help="Versions of the BKT parameters and the one the shards use.", no_args_is_help=True
+)
+app.add_typer(model_app, name="model")
+
+
+async def _store_model(settings: Settings, document: ParameterFile, source: str) -> int:
+    from actors import model_store, postgres_store
+
+    pool = await postgres_store.connect(settings.postgres, 1)
+    try:
+        return await model_store.store(pool, document, source)
+    finally:
+        await pool.close()
+
+
+@model_app.command("import")
+def model_import(
+    path: Annotated[Path, typer.Argument(help="A parameter file written by learnflow fit.")],
+    verbose: Verbose = False,
+) -> None:
+    """Store a parameter file as the next model version (not published yet)."""
+    from learnflow import param_file
+
+    settings = _setup(verbose)
+    version = asyncio.run(_store_model(settings, param_file.read(path), f"file {path.name}"))
+    console.print(f"stored {path} as model version {version}")
+
+
+@model_app.command("list")
+def model_list(verbose: Verbose = False) -> None:
+    """Every stored model version, newest first; the published one is marked."""
+    from actors import model_store, postgres_store
+
+    settings = _setup(verbose)
+
+    async def run() -> tuple[list[model_store.VersionSummary], int | None]:
+        pool = await postgres_store.connect(settings.postgres, 1)
+        try:
+            return await model_store.versions(pool), await model_store.published(pool)
+        finally:
+            await pool.close()
+
+    summaries, live = asyncio.run(run())
+    table = Table("version", "fitted", "source", "components", "fallbacks", "published")
+    for item in summaries:
+        mark = "[green]live[/]" if item.version == (live or 0) else ""
+        when = f"{item.published_at:%Y-%m-%d %H:%M:%S}" if item.published_at else "-"
+        table.add_row(
+            str(item.version),
+            f"{item.fitted_at:%Y-%m-%d %H:%M:%S}",
+            item.source,
+            str(item.components),
+            str(item.fallbacks),
+            f"{when} {mark}".strip(),
+        )
+    console.print(table)
+
+
+@model_app.command("publish")
+def model_publish(
+    version: Annotated[int, typer.Argument(min=0, help="The version to use from now on.")],
+    verbose: Verbose = False,
+) -> None:
+    """Make every running shard apply events with this version from its next batch on (no
+    restart; a restarted shard comes back on it). Rolling back is publishing an older one."""
+    from actors import model_store, postgres_store
+
+    settings = _setup(verbose)
+
+    async def run() -> None:
+        pool = await postgres_store.connect(settings.postgres, 1)
+        try:
+            await model_store.publish(pool, version)
+        finally:
+            await pool.close()
+
+    asyncio.run(run())
+    console.print(
+        f"published model version {version}: shards switch within "
+        f"{settings.mastery.model_poll_s:g} s, between two batches"
+    )
 
 
 keys_app = typer.Typer(help="The JWT signing keys (RS256).", no_args_is_help=True)

@@ -232,7 +232,10 @@ class MasterySettings(BaseModel):
     proficient: float = Field(default=0.8, gt=0, lt=1)
     mastered: float = Field(default=0.95, gt=0, lt=1)
     parameters_file: Path | None = None
-    """A ``learnflow fit`` output; without one every component uses the default parameters."""
+    """A ``learnflow fit`` output, used until a version is published (``learnflow model
+    publish``); without either every component uses the default parameters."""
+    model_poll_s: float = Field(default=1.0, gt=0, le=60)
+    """How often shards and API replicas look for a newly published model version."""
 
     def thresholds(self) -> LevelThresholds:
         return LevelThresholds(self.familiar, self.proficient, self.mastered)

@@ -17,6 +17,7 @@ def encode(state: StudentState) -> bytes:
             "v": 1,
             "student_id": state.student_id,
             "applied_offset": state.applied_offset,
+            "model_version": state.model_version,
             "components": {name: _component(mastery) for name, mastery in state.components.items()},
         }
     )
@@ -29,6 +30,7 @@ def decode(raw: bytes | str) -> StudentState:
     return StudentState(
         student_id=data["student_id"],
         applied_offset=int(data["applied_offset"]),
+        model_version=int(data.get("model_version", 0)),
         components={
             name: ComponentMastery(
                 p_mastered=float(c["p"]),

@@ -84,6 +84,8 @@ class StudentState:
     student_id: str
     components: Mapping[str, ComponentMastery] = field(default_factory=dict)
     applied_offset: int = NO_OFFSET
+    model_version: int = 0
+    """The parameter version the last applied event was applied with."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "components", MappingProxyType(dict(self.components)))
@@ -114,14 +116,22 @@ class StudentState:
             updated[name] = attempt_component(
                 self.component(name, model), passed, at, model, name, thresholds, day
             )
-        return _state(self.student_id, updated, self.applied_offset if offset is None else offset)
+        return _state(
+            self.student_id,
+            updated,
+            self.applied_offset if offset is None else offset,
+            model.version,
+        )
 
     def levels(self, thresholds: LevelThresholds) -> dict[str, Level]:
         return {name: state.level(thresholds) for name, state in self.components.items()}
 
 
 def _state(
-    student_id: str, components: dict[str, ComponentMastery], applied_offset: int
+    student_id: str,
+    components: dict[str, ComponentMastery],
+    applied_offset: int,
+    model_version: int,
 ) -> StudentState:
     """A state holding ``components`` itself (a dict nothing else refers to), without the
     constructor's copy: :meth:`StudentState.apply` makes one per event."""
@@ -129,6 +139,7 @@ def _state(
     object.__setattr__(state, "student_id", student_id)
     object.__setattr__(state, "components", MappingProxyType(components))
     object.__setattr__(state, "applied_offset", applied_offset)
+    object.__setattr__(state, "model_version", model_version)
     return state
 
 

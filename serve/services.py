@@ -18,22 +18,24 @@ import ray
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from redis.exceptions import RedisError
 
-from actors import postgres_store, redis_store
+from actors import model_store, postgres_store, redis_store
 from actors.postgres_store import PostgresHistoryStore
 from actors.redis_store import RedisStateStore
 from actors.registry import shard_name
 from ingest.producer import AsyncEventProducer
 from learnflow import keyring, keys, state_codec
+from learnflow.bkt import ModelParameters
 from learnflow.deadline import Deadline
 from learnflow.exceptions import LearnFlowError
+from learnflow.model_loading import load_model
 from learnflow.partitioning import partition_for_student
-from learnflow.progress import progress_view
+from learnflow.progress import progress_view, with_priors
 from learnflow.settings import Settings
 from learnflow.student_state import StudentState
 from serve.auth import AuthError, TokenVerifier
 from serve.checkpoint_watch import CheckpointWatch
 from serve.exceptions import GraderBusyError, OffsetBeyondEndError
-from serve.grading import grader
+from serve.grading import catalog, grader
 from serve.grading.catalog import Exercise
 from serve.grading.sandbox import SandboxUnavailableError
 from serve.limits import IdempotencyStore, RequestGuard
@@ -155,7 +157,15 @@ class Services:
         self._verifier: TokenVerifier | None = None
         self._ring: tuple[float, keyring.KeyRing] | None = None
         self._history: PostgresHistoryStore | None = None
+        self._pool: asyncpg.Pool | None = None
         self._history_lock = asyncio.Lock()
+        self.course = tuple(
+            sorted({name for exercise in catalog.load().values() for name in exercise.components})
+        )
+        """Every component the course's exercises are tagged with."""
+        self._model = load_model(settings.mastery)
+        self._model_checked = -math.inf
+        self._model_lookup: asyncio.Task[None] | None = None
         self._shards: dict[int, Any] = {}
         self.checkpoints = CheckpointWatch(self.redis, settings.redis, settings.kafka.events_topic)
         self._ends: dict[int, int] = {}
@@ -186,13 +196,46 @@ class Services:
             self._ring = (now, ring)
         return self._ring[1]
 
+    async def pool(self) -> asyncpg.Pool:
+        """The PostgreSQL pool, connected on first use."""
+        async with self._history_lock:
+            if self._pool is None:
+                self._pool = await postgres_store.connect(self.settings.postgres, 4)
+            return self._pool
+
     async def history(self) -> PostgresHistoryStore:
         """The attempt history, connected on first use."""
-        async with self._history_lock:
-            if self._history is None:
-                pool = await postgres_store.connect(self.settings.postgres, 4)
-                self._history = PostgresHistoryStore(pool)
-            return self._history
+        if self._history is None:
+            self._history = PostgresHistoryStore(await self.pool())
+        return self._history
+
+    async def model(self) -> ModelParameters:
+        """The published parameters (priors of the components a student has not started).
+
+        Looked up in PostgreSQL at most every ``mastery.model_poll_s``, in the background once
+        known, so no read waits for it; on a failure the last known version stays.
+        """
+        now = time.monotonic()
+        if now - self._model_checked >= self.settings.mastery.model_poll_s and (
+            self._model_lookup is None or self._model_lookup.done()
+        ):
+            first = self._model_checked == -math.inf
+            self._model_checked = now
+            self._model_lookup = asyncio.create_task(self._look_up_model())
+            if first:
+                await asyncio.wait([self._model_lookup], timeout=2.0)
+        return self._model
+
+    async def _look_up_model(self) -> None:
+        try:
+            pool = await self.pool()
+            version = await model_store.published(pool)
+            if version is not None and version != self._model.version:
+                self._model = await model_store.load(pool, version)
+        except (OSError, asyncpg.PostgresError, LearnFlowError) as err:
+            logger.warning(
+                "published model version unknown, keeping %d: %r", self._model.version, err
+            )
 
     def progress_keys(self, student_id: str) -> tuple[str, str]:
         """What a progress read needs from Redis: the student's state and its partition's
@@ -237,6 +280,7 @@ class Services:
                 return await self._progress_from_shard(student_id, min_offset, timeout_s)
         state = state_codec.decode(state_raw) if state_raw else StudentState(student_id)
         view = progress_view(state, self.settings.mastery.thresholds())
+        with_priors(view, await self.model(), self.course)
         view.update(
             partition=partition,
             partition_offset=watermark if watermark >= 0 else None,
@@ -255,6 +299,7 @@ class Services:
             shard.get.remote(partition, student_id, min_offset, timeout_s), timeout_s + 1.0
         )
         view["stale"] = False
+        with_priors(view, await self.model(), self.course)
         return view
 
     async def _check_offset_exists(self, partition: int, offset: int) -> None:
@@ -301,6 +346,10 @@ class Services:
         return await history.weekly(student_id, since.year, since.week)
 
     async def close(self) -> None:
+        if self._model_lookup is not None:
+            self._model_lookup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._model_lookup
         await self.checkpoints.close()
         await self.readiness.close()
         await self.redis.aclose()

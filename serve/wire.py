@@ -73,7 +73,11 @@ class ComponentProgress(BaseModel):
 class ProgressResponse(BaseModel):
     student_id: str
     components: dict[str, ComponentProgress]
+    """Every component of the course; one not started shows its prior (level ``not_started``)."""
     applied_offset: int
+    model_version: int
+    """The BKT parameter version the last attempt was applied with (for a student without
+    attempts, the version of the priors shown)."""
     partition: int
     partition_offset: int | None
     caught_up: bool
