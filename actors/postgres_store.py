@@ -29,6 +29,7 @@ RETURNING partition, kafka_offset
 ATTEMPT_COLUMNS = (
     "event_id", "student_id", "exercise_id", "components", "passed", "score", "tests_passed",
     "tests_total", "duration_ms", "submitted_at", "kafka_partition", "kafka_offset",
+    "model_version",
 )  # fmt: skip
 
 # A weekly row's last_offset is the highest offset it counts: a sum of steps at or below it is
@@ -108,7 +109,7 @@ class PostgresHistoryStore:
             steps: list[ComponentStep] = []
             for batch in batches:
                 mark = marks[batch.partition]
-                rows += (_attempt_row(batch.partition, a.offset, a.event) for a in batch.applied
+                rows += (_attempt_row(batch, a.offset, a.event) for a in batch.applied
                          if a.offset > mark)  # fmt: skip
                 steps += (step for step in batch.steps if step.offset > mark)
             weekly = weekly_sums(steps)
@@ -149,7 +150,7 @@ class PostgresHistoryStore:
         found: dict[str, list[AppliedEvent]] = {}
         for row in rows:
             found.setdefault(row["student_id"], []).append(
-                AppliedEvent(int(row["kafka_offset"]), _event(row))
+                AppliedEvent(int(row["kafka_offset"]), _event(row), row["model_version"])
             )
         return found
 
@@ -179,11 +180,11 @@ class PostgresHistoryStore:
         return [row["student_id"] for row in rows]
 
 
-def _attempt_row(partition: int, offset: int, event: AttemptGraded) -> tuple[Any, ...]:
+def _attempt_row(batch: CheckpointBatch, offset: int, event: AttemptGraded) -> tuple[Any, ...]:
     return (
         event.event_id, event.student_id, event.exercise_id, list(event.components),
         event.passed, event.score, event.tests_passed, event.tests_total, event.duration_ms,
-        event.submitted_at, partition, offset,
+        event.submitted_at, batch.partition, offset, batch.model_version,
     )  # fmt: skip
 
 

@@ -26,6 +26,7 @@ from actors.postgres_store import PostgresHistoryStore
 from actors.redis_store import RedisStateStore
 from learnflow.batch_fold import FoldedBatch, component_steps, fold_batch, parse_batch
 from learnflow.batches import AppliedEvent, BatchResult, CheckpointBatch, ComponentStep, Record
+from learnflow.bkt import ModelParameters
 from learnflow.deadline import Deadline
 from learnflow.model_loading import load_model
 from learnflow.progress import progress_view
@@ -323,20 +324,43 @@ class StudentShard:
             self.topic, self.partition, redis_mark, history_mark, len(students),
         )  # fmt: skip
         history = await history_store.history(students)
+        # Each event again with the version it was applied with: the rebuilt states are the
+        # ones the lost checkpoint held, whatever was published since.
+        current = self._stores.model
+        models = {current.version: current}
+        for events in history.values():
+            for item in events:
+                if item.model_version not in models:
+                    models[item.model_version] = await self._stored_model(item.model_version)
         states: dict[str, StudentState] = {}
         applied: list[AppliedEvent] = []
         steps: list[ComponentStep] = []
         for student, events in history.items():
             state = StudentState(student)
             for item in events:
-                state = state.apply(item.event, self._stores.model, self._thresholds, item.offset)
+                model = models[item.model_version]
+                state = state.apply(item.event, model, self._thresholds, item.offset)
                 if item.offset > redis_mark:
                     applied.append(item)
                     steps.extend(component_steps(item.offset, item.event, state))
             states[student] = state
-        await self._stores.redis.save(
-            [CheckpointBatch(self.topic, self.partition, history_mark, applied, steps, states)]
+        version = self._stores.model.version
+        batch = CheckpointBatch(
+            self.topic, self.partition, history_mark, applied, steps, states, version
         )
+        await self._stores.redis.save([batch])
+
+    async def _stored_model(self, version: int) -> ModelParameters:
+        try:
+            return await model_store.load(self._stores.pool, version)
+        except model_store.UnknownModelVersionError:
+            # Applied with a parameter file's version that was never stored: the file is what
+            # the shards use now, or it is gone.
+            logger.warning(
+                "%s[%d]: model version %d is not stored; rebuilding with version %d",
+                self.topic, self.partition, version, self._stores.model.version,
+            )  # fmt: skip
+            return self._stores.model
 
     async def _publish_stats(self) -> None:
         """Leave figures in Redis for ``learnflow status`` (at most once a second)."""

@@ -440,7 +440,7 @@ async def _postgres_row_floor(settings: Settings, rows: int) -> float:
                     columns=ATTEMPT_COLUMNS,
                     records=[
                         (uuid.uuid4(), f"floor-{n % 1000}", "floor", ["loops"], True, 1.0, 1, 1,
-                         5, now, -1, n)
+                         5, now, -1, n, 0)
                         for n in range(start, start + 2000)
                     ],
                 )  # fmt: skip

@@ -113,7 +113,9 @@ def fold_batch(
         steps.extend(component_steps(offset, event, state, day))
         timestamps.append(record.timestamp_ms)
     dead.sort(key=lambda letter: letter.offset)
-    checkpoint = CheckpointBatch(topic, partition, batch.last_offset, applied, steps, working)
+    checkpoint = CheckpointBatch(
+        topic, partition, batch.last_offset, applied, steps, working, model.version
+    )
     return FoldedBatch(checkpoint, tuple(dead), skipped, tuple(timestamps))
 
 

@@ -47,6 +47,8 @@ class AppliedEvent(NamedTuple):
 
     offset: int
     event: AttemptGraded
+    model_version: int = 0
+    """The parameter version it was applied with, as the history recorded it."""
 
 
 class ComponentStep(NamedTuple):
@@ -75,3 +77,5 @@ class CheckpointBatch:
     steps: Sequence[ComponentStep] = ()
     states: Mapping[str, StudentState] = field(default_factory=dict)
     """The new state of every student the batch changed."""
+    model_version: int = 0
+    """The parameter version every event of the batch was applied with."""

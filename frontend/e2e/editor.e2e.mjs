@@ -113,6 +113,11 @@ test("a student edits, sees diagnostics, submits and watches mastery move", { ti
     figures.firstDiagnosticsMs = await page.evaluate(() => window.learnflowTimings.diagnostics[0].at);
     assert.ok(opened > 0);
     const before = await pMastered(page, "loops");
+    // Before any attempt a component shows the model's prior, labelled not started, not 0 %.
+    const loopsRow = page.locator('.mastery li[data-component="loops"]');
+    assert.equal((await loopsRow.locator(".badge").innerText()).trim(), "not started");
+    assert.ok(before > 0, `loops starts at the prior, not 0 %: ${before}`);
+    assert.match(await page.getByTestId("model-version").innerText(), /model version \d+/);
 
     // A valid program: no error markers.
     let seen = await diagnosticsCount(page);

@@ -39,6 +39,9 @@ ALTER TABLE model_parameters
     ADD COLUMN metrics jsonb NOT NULL DEFAULT '{}',
     ADD FOREIGN KEY (version) REFERENCES model_versions (version) ON DELETE CASCADE;
 
+-- The version each attempt was applied with: a switch shows as one offset per partition.
+ALTER TABLE attempts ADD COLUMN model_version integer NOT NULL DEFAULT 0;
+
 CREATE TABLE model_publications (
     id           bigserial PRIMARY KEY,
     version      integer NOT NULL REFERENCES model_versions (version),

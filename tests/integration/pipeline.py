@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -157,3 +158,51 @@ def shard_stats(settings: Settings) -> list[dict[str, Any]]:
             [registry.shard(settings, p).stats.remote(p) for p in range(settings.kafka.partitions)]
         )
     )
+
+
+class Stream:
+    """Publishes events in chunks from a thread, at a bounded pace, keeping every delivery."""
+
+    def __init__(
+        self, settings: Settings, events: Sequence[AttemptGraded], chunk: int, pause_s: float
+    ):
+        self.deliveries: list[Delivery] = []
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(settings, events, chunk, pause_s), daemon=True
+        )
+
+    def _run(
+        self, settings: Settings, events: Sequence[AttemptGraded], chunk: int, pause_s: float
+    ) -> None:
+        # One long-lived idempotent producer, as a service would hold: it rides out a broker
+        # restart by retrying within librdkafka's own message timeout.
+        producer = EventProducer(settings.kafka)
+        try:
+            for start in range(0, len(events), chunk):
+                self.deliveries += producer.publish_many(
+                    events[start : start + chunk], Deadline.after(300.0)
+                )
+                time.sleep(pause_s)
+        except BaseException as err:
+            self.error = err
+        finally:
+            producer.close(Deadline.after(30.0))
+
+    def __enter__(self) -> Stream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join(600)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float) -> None:
+    deadline = Deadline.after(timeout_s)
+    while not predicate():
+        assert not deadline.expired(), "condition not reached"
+        time.sleep(0.2)

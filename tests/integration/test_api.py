@@ -275,7 +275,8 @@ def test_read_your_writes_after_a_submit(
     sid = student()
     token = token_for(settings, ring, sid)
     empty = api.get("/progress", headers=bearer(token)).json()
-    assert empty["components"] == {}
+    assert empty["components"]["loops"]["level"] == "not_started"
+    assert {c["attempts"] for c in empty["components"].values()} == {0}
     wrong = submit(api, token, code=WRONG)
     assert wrong.status_code == 201
     body = wrong.json()

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import random
 import signal
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import pytest
 import ray
@@ -15,61 +14,19 @@ from ray import serve as ray_serve
 
 from actors import registry
 from ingest.deployment import build_ingest
-from ingest.producer import Delivery, EventProducer
 from learnflow.deadline import Deadline
-from learnflow.events import AttemptGraded
 from learnflow.platform import kafka as local_kafka
 from learnflow.platform import redis as local_redis
 from learnflow.settings import Settings
 from serve.deployment import INGEST_APP
 from tests.integration.pipeline import (
+    Stream,
     assert_matches_fold,
     make_events,
     wait_for_lag_zero,
 )
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
-
-
-class Stream:
-    """Publishes events in chunks from a thread, at a bounded pace, keeping every delivery."""
-
-    def __init__(
-        self, settings: Settings, events: Sequence[AttemptGraded], chunk: int, pause_s: float
-    ):
-        self.deliveries: list[Delivery] = []
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(settings, events, chunk, pause_s), daemon=True
-        )
-
-    def _run(
-        self, settings: Settings, events: Sequence[AttemptGraded], chunk: int, pause_s: float
-    ) -> None:
-        # One long-lived idempotent producer, as a service would hold: it rides out a broker
-        # restart by retrying within librdkafka's own message timeout.
-        producer = EventProducer(settings.kafka)
-        try:
-            for start in range(0, len(events), chunk):
-                self.deliveries += producer.publish_many(
-                    events[start : start + chunk], Deadline.after(300.0)
-                )
-                time.sleep(pause_s)
-        except BaseException as err:
-            self.error = err
-        finally:
-            producer.close(Deadline.after(30.0))
-
-    def __enter__(self) -> Stream:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._thread.join(600)
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
 
 
 def deploy_ingest(settings: Settings, replicas: int) -> None:
@@ -82,13 +39,6 @@ def deploy_ingest(settings: Settings, replicas: int) -> None:
 def ingest_pids() -> list[int]:
     handle = ray_serve.get_app_handle(INGEST_APP)
     return [int(handle.stats.remote().result(timeout_s=30)["pid"])]
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float) -> None:
-    deadline = Deadline.after(timeout_s)
-    while not predicate():
-        assert not deadline.expired(), "condition not reached"
-        time.sleep(0.2)
 
 
 def test_scaling_the_ingest_down_and_up_loses_nothing(settings: Settings) -> None:

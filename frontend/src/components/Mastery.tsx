@@ -22,6 +22,12 @@ export function MasteryPanel({ progress, components }: { progress: Progress | nu
     <section className="mastery card" aria-labelledby="mastery-title">
       <h2 id="mastery-title">Mastery</h2>
       {progress?.stale && <p className="banner warn">Showing the last saved values; live data is catching up.</p>}
+      {progress && (
+        <p className="model-version" data-testid="model-version">
+          Estimated by model version {progress.model_version}; a component not started shows the model's starting
+          estimate.
+        </p>
+      )}
       <ul>
         {components.map((name) => {
           const item = progress?.components[name];

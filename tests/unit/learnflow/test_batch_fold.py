@@ -199,6 +199,19 @@ def test_steps_carry_each_components_mastery_after_the_event() -> None:
     assert folded.timestamps_ms == (1, 2) and state.applied_offset == 1
 
 
+def test_a_batch_is_folded_and_labelled_with_one_model_version() -> None:
+    records = [(n, b"s1", _event("s1", ("loops",), n % 2 == 0).to_json(), n) for n in range(4)]
+    newer = ModelParameters(version=4, components={"loops": BKTParams(0.6, 0.3, 0.2, 0.1)})
+
+    old = fold_batch("t", 0, parse_batch(records), {}.get, MODEL, DEFAULT_THRESHOLDS)
+    new = fold_batch("t", 0, parse_batch(records), {}.get, newer, DEFAULT_THRESHOLDS)
+
+    assert (old.checkpoint.model_version, new.checkpoint.model_version) == (0, 4)
+    assert new.checkpoint.states["s1"].model_version == 4
+    old_p = old.checkpoint.states["s1"].components["loops"].p_mastered
+    assert new.checkpoint.states["s1"].components["loops"].p_mastered != old_p
+
+
 def _event(student: str, components: tuple[str, ...], passed: bool) -> AttemptGraded:
 
     return make_attempt(student, components, passed, datetime(2026, 11, 2, 9, tzinfo=UTC))

@@ -17,9 +17,17 @@ MODEL = ModelParameters(components={"loops": BKTParams(0.2, 0.3, 0.2, 0.1, 0.05)
 @given(student_histories())
 def test_encode_decode_is_exact(events: list[AttemptGraded]) -> None:
     state = fold(events[0].student_id, events, MODEL)
-    state = StudentState(state.student_id, state.components, applied_offset=len(events) * 7)
+    state = StudentState(
+        state.student_id, state.components, applied_offset=len(events) * 7, model_version=3
+    )
 
     assert state_codec.decode(state_codec.encode(state)) == state
+
+
+def test_a_state_saved_before_model_versions_reads_as_the_built_in_version() -> None:
+    raw = b'{"v": 1, "student_id": "ada", "applied_offset": 4, "components": {}}'
+
+    assert state_codec.decode(raw) == StudentState("ada", applied_offset=4, model_version=0)
 
 
 @given(student_histories())
