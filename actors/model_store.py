@@ -15,7 +15,7 @@ import orjson
 
 from learnflow.bkt import BKTParams, ModelParameters
 from learnflow.exceptions import LearnFlowError
-from learnflow.param_file import ParameterFile
+from learnflow.param_file import ComponentEntry, ParameterFile, ParamsModel
 
 _PARAMS = ("p_init", "p_learn", "p_guess", "p_slip", "p_forget")
 
@@ -46,9 +46,12 @@ async def store(
     data_from: datetime | None = None,
     data_to: datetime | None = None,
     metrics: dict[str, Any] | None = None,
+    component_metrics: dict[str, dict[str, Any]] | None = None,
 ) -> int:
     """Store ``document`` as the next version (its own ``version`` field is not used); returns
-    the version number it got."""
+    the version number it got. ``metrics`` are the whole set's held-out scores,
+    ``component_metrics`` each component's."""
+    per_component = component_metrics or {}
     default = document.default
     async with pool.acquire() as connection, connection.transaction():
         # Two fits ending at once get consecutive numbers, not the same one.
@@ -70,14 +73,15 @@ async def store(
             """
             INSERT INTO model_parameters (version, component, p_init, p_learn, p_guess, p_slip,
                                           p_forget, fitted_at, n_students, n_attempts,
-                                          log_likelihood, fallback, note)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                          log_likelihood, fallback, note, metrics)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
             """,
             [
                 (
                     version, name, entry.p_init, entry.p_learn, entry.p_guess, entry.p_slip,
                     entry.p_forget, document.fitted_at, entry.n_students, entry.n_attempts,
                     entry.log_likelihood, entry.fallback, entry.note,
+                    orjson.dumps(per_component.get(name, {})).decode(),
                 )
                 for name, entry in document.components.items()
             ],
@@ -104,6 +108,35 @@ async def load(pool: asyncpg.Pool, version: int) -> ModelParameters:
         version=version,
         components={row["component"]: _params(row) for row in rows},
         default=_params(header),
+    )
+
+
+async def document(pool: asyncpg.Pool, version: int) -> ParameterFile:
+    """``version`` as the parameter file ``learnflow fit`` writes."""
+    async with pool.acquire() as connection:
+        header = await connection.fetchrow(
+            "SELECT * FROM model_versions WHERE version = $1", version
+        )
+        if header is None:
+            raise UnknownModelVersionError(f"no model version {version} is stored")
+        rows = await connection.fetch(
+            "SELECT * FROM model_parameters WHERE version = $1 ORDER BY component", version
+        )
+    return ParameterFile(
+        version=version,
+        fitted_at=header["fitted_at"],
+        default=ParamsModel.of(_params(header)),
+        components={
+            row["component"]: ComponentEntry(
+                **ParamsModel.of(_params(row)).model_dump(),
+                n_students=row["n_students"],
+                n_attempts=row["n_attempts"],
+                log_likelihood=row["log_likelihood"],
+                fallback=row["fallback"],
+                note=row["note"],
+            )
+            for row in rows
+        },
     )
 
 

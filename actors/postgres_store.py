@@ -71,6 +71,14 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     advisory locks or cursors), so the round trip of asyncpg's reset query is skipped."""
 
 
+async def connect_one(settings: PostgresSettings) -> asyncpg.Connection:
+    """One connection, for a job that reads through a cursor."""
+    connection: asyncpg.Connection = await asyncpg.connect(
+        **connection_args(settings), timeout=settings.connect_timeout_s
+    )
+    return connection
+
+
 async def connect(settings: PostgresSettings, size: int) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         **connection_args(settings),

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -190,6 +191,22 @@ def fit(
         bool,
         typer.Option("--store", help="Also store the fit in PostgreSQL as the next model version."),
     ] = False,
+    from_history: Annotated[
+        bool,
+        typer.Option(
+            "--from-history",
+            help="Fit the attempt history in PostgreSQL as a Ray job on the running cluster "
+            "and store it as the next model version.",
+        ),
+    ] = False,
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="With --from-history: attempts submitted from this date on (UTC)."),
+    ] = None,
+    components: Annotated[
+        str | None,
+        typer.Option(help="With --from-history: comma-separated components (default: all)."),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Fit BKT parameters per component by EM; write them as a file, and with --store as the
@@ -199,10 +216,17 @@ def fit(
     from learnflow import fitting, param_file, sequences
 
     settings = _setup(verbose)
-    if (csv_file is None) == (events_file is None):
-        raise typer.BadParameter("give exactly one of --csv or --events")
     if forgets not in ("never", "always", "auto"):
         raise typer.BadParameter(f"--forgets must be never, always or auto, not {forgets!r}")
+    if from_history:
+        if csv_file is not None or events_file is not None:
+            raise typer.BadParameter("--from-history reads the history: no --csv or --events")
+        _fit_history(settings, out, since, components, forgets, restarts, seed)
+        return
+    if since is not None or components is not None:
+        raise typer.BadParameter("--since and --components go with --from-history")
+    if (csv_file is None) == (events_file is None):
+        raise typer.BadParameter("give exactly one of --csv, --events or --from-history")
     began = time.monotonic()
     if csv_file is not None:
         seqs = sequences.read_csv(csv_file)
@@ -253,6 +277,135 @@ def fit(
         if item.note:
             console.print(f"  {item.component}: {item.note}")
     console.print(f"wrote {out} in {time.monotonic() - began:.1f} s")
+
+
+def _fit_history(
+    settings: Settings,
+    out: Path,
+    since: datetime | None,
+    components: str | None,
+    forgets: str,
+    restarts: int,
+    seed: int,
+) -> None:
+    from actors import model_store, postgres_store
+    from jobs import submit
+    from learnflow import param_file
+    from learnflow.platform import ray as local_ray
+
+    local_ray.use_cluster_env(settings)
+    args = ["--forgets", forgets, "--restarts", str(restarts), "--seed", str(seed)]
+    if since is not None:
+        moment = since if since.tzinfo else since.replace(tzinfo=UTC)
+        args += ["--since", moment.isoformat()]
+    if components:
+        args += ["--components", components]
+    submission = submit.submission_id("fit")
+    source = f"history fit, Ray job {submission}"
+    submit.submit(settings, submission, "jobs.fit_history", [*args, "--source", source])
+    console.print(
+        f"submitted Ray job [bold]{submission}[/] (logs: {settings.ray.dashboard_url}"
+        f"/#/jobs/{submission})"
+    )
+    submit.follow(settings, submission, lambda text: console.print(text, markup=False))
+
+    async def document() -> param_file.ParameterFile:
+        pool = await postgres_store.connect(settings.postgres, 1)
+        try:
+            version = await pool.fetchval(
+                "SELECT version FROM model_versions WHERE source = $1", source
+            )
+            if version is None:
+                raise model_store.UnknownModelVersionError(
+                    f"job {submission} succeeded but stored no model version"
+                )
+            return await model_store.document(pool, version)
+        finally:
+            await pool.close()
+
+    fitted = asyncio.run(document())
+    param_file.write(out, fitted)
+    console.print(
+        f"wrote {out} (model version {fitted.version}); "
+        f"publish it with: learnflow model publish {fitted.version}"
+    )
+
+
+@app.command()
+def evaluate(
+    version: Annotated[
+        int | None, typer.Option(help="The version to score (default: the newest stored).")
+    ] = None,
+    against: Annotated[
+        int | None, typer.Option(help="The version to compare with (default: the live one).")
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Attempts submitted from this date on (UTC).")
+    ] = None,
+    components: Annotated[
+        str | None, typer.Option(help="Comma-separated components (default: all).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Report directory (default: .run/reports/model-N).")
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Score a model version on held-out students of the history against the live version
+    (AUC, log-loss, RMSE, per component and overall) and write an HTML report with pictures."""
+    from actors import model_store, postgres_store
+    from jobs import history
+    from learnflow import evaluation
+    from learnflow.bkt import ModelParameters
+    from learnflow.sequences import Sequences
+
+    settings = _setup(verbose)
+    wanted = [c for c in components.split(",") if c] if components else None
+    moment = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
+
+    async def load() -> tuple[Sequences, ModelParameters, ModelParameters]:
+        pool = await postgres_store.connect(settings.postgres, 1)
+        try:
+            stored = await model_store.versions(pool)
+            chosen = version if version is not None else max(v.version for v in stored)
+            baseline = against if against is not None else (await model_store.published(pool))
+            candidate = await model_store.load(pool, chosen)
+            live = await model_store.load(pool, baseline or 0)
+            conn = await postgres_store.connect_one(settings.postgres)
+            try:
+                names = wanted or [
+                    size.component for size in await history.component_sizes(conn, moment, None)
+                ]
+                taken = await history.read(conn, moment, names)
+            finally:
+                await conn.close()
+        finally:
+            await pool.close()
+        return taken.sequences, candidate, live
+
+    seqs, candidate, live = asyncio.run(load())
+    _, test = seqs.split_by_student(0.2)
+    if not len(test.obs):
+        raise LearnFlowError("no held-out attempts in the history to score: nothing to evaluate")
+    result = evaluation.evaluate(test, candidate, live)
+    table = Table(
+        "component", "answers", f"AUC v{candidate.version}", f"log-loss v{candidate.version}",
+        f"AUC v{live.version}", f"log-loss v{live.version}",
+        title=f"Held-out students: version {candidate.version} against {live.version}",
+    )  # fmt: skip
+    rows = [("all", result.candidate.overall, result.baseline.overall)] + [
+        (name, result.candidate.components[name], result.baseline.components[name])
+        for name in test.components
+        if name in result.candidate.components
+    ]
+    for name, new, old in rows:
+        table.add_row(
+            name, f"{new.n:,}", f"{new.auc:.4f}", f"{new.log_loss:.4f}", f"{old.auc:.4f}",
+            f"{old.log_loss:.4f}",
+        )  # fmt: skip
+    console.print(table)
+    directory = out or settings.local.run_dir / "reports" / f"model-{candidate.version}"
+    page = evaluation.write_report(result, directory)
+    console.print(f"report: {page}")
 
 
 model_app = typer.Typer(

@@ -94,14 +94,16 @@ def _scaled_sequence(
     small = -1
     odds = 0.0
     lowest = 0.0
-    right_odds = _log(guess) - _log(1.0 - slip)
-    wrong_odds = _log(1.0 - guess) - _log(slip)
-    stay0, learns = _log(1.0 - learn), _log(learn)
-    stay1, forgets = _log(1.0 - forget), _log(forget)
+    right_odds = wrong_odds = stay0 = learns = stay1 = forgets = 0.0
     for t in range(n):
         if small == -1 and min(p0, p1) < _NORMAL:
             if min(p0, p1) <= 0.0:
                 return loglik, False
+            if right_odds == 0.0:  # logs only for the rare sequence that needs them
+                right_odds = _log(guess) - _log(1.0 - slip)
+                wrong_odds = _log(1.0 - guess) - _log(slip)
+                stay0, learns = _log(1.0 - learn), _log(learn)
+                stay1, forgets = _log(1.0 - forget), _log(forget)
             small = 0 if p0 < p1 else 1
             odds = math.log(p0 / p1) if small == 0 else math.log(p1 / p0)
             lowest = odds

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,14 +86,24 @@ def from_rows(rows: Iterable[tuple[str, str, int]]) -> Sequences:
     grouped: dict[tuple[str, str], list[int]] = {}
     for student, component, correct in rows:
         grouped.setdefault((component, student), []).append(correct)
+    return from_grouped(grouped)
+
+
+def from_grouped(grouped: Mapping[tuple[str, str], Sequence[int]]) -> Sequences:
+    """Build from each ``(component, student)``'s answers in attempt order (lists, or the
+    ``bytearray``\\ s a streaming reader keeps: one byte per answer)."""
     keys = sorted(grouped)
     components = tuple(sorted({component for component, _ in keys}))
     index = {name: k for k, name in enumerate(components)}
     lengths = np.fromiter((len(grouped[key]) for key in keys), dtype=np.int64, count=len(keys))
     starts = starts_of(lengths)
-    obs = np.fromiter(
-        (c for key in keys for c in grouped[key]), dtype=np.int8, count=int(starts[-1])
-    )
+    if all(isinstance(answers, bytes | bytearray) for answers in grouped.values()):
+        joined = b"".join(grouped[key] for key in keys)  # type: ignore[misc]
+        obs = np.frombuffer(joined, dtype=np.int8).copy()
+    else:
+        obs = np.fromiter(
+            (c for key in keys for c in grouped[key]), dtype=np.int8, count=int(starts[-1])
+        )
     return Sequences(
         components=components,
         students=tuple(student for _, student in keys),

@@ -1,0 +1,150 @@
+"""Fitting the model from the attempt history as a Ray job on the running cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+from ray.job_submission import JobStatus, JobSubmissionClient
+
+from learnflow import keys, param_file, state_codec, synthetic
+from learnflow.bkt import BKTParams
+from learnflow.events import AttemptGraded
+from learnflow.settings import Settings
+from tests.integration.pipeline import publish, wait_for_lag_zero
+
+TRUTH = BKTParams(p_init=0.5, p_learn=0.3, p_guess=0.3, p_slip=0.05)  # far from the defaults
+
+
+def learnflow(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "learnflow", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def simulated_attempts(component: str, students: int, attempts: int) -> list[AttemptGraded]:
+    """Students of a hidden BKT model, each answering ``attempts`` times, as graded events."""
+    seqs = synthetic.generate({component: TRUTH}, students, attempts, seed=11)
+    prefix = uuid.uuid4().hex[:6]
+    start = datetime.now(UTC) - timedelta(days=2)
+    events = []
+    for i, student in enumerate(seqs.students):
+        answers = seqs.obs[seqs.starts[i] : seqs.starts[i + 1]]
+        for t, answer in enumerate(answers):
+            events.append(
+                AttemptGraded(
+                    event_id=uuid.uuid4(), student_id=f"{prefix}-{student}", exercise_id="sim",
+                    components=(component,), passed=bool(answer), score=float(answer),
+                    tests_total=1, tests_passed=int(answer), duration_ms=100,
+                    submitted_at=start + timedelta(minutes=7 * t),
+                )
+            )  # fmt: skip
+    return events
+
+
+@pytest.fixture
+def back_to_defaults() -> Iterator[None]:
+    yield
+    assert learnflow("model", "publish", "0").returncode == 0
+
+
+async def _version_row(settings: Settings, version: int) -> asyncpg.Record:
+    conn = await asyncpg.connect(settings.postgres.dsn())
+    try:
+        row: asyncpg.Record = await conn.fetchrow(
+            "SELECT v.source, v.data_from, v.data_to, v.metrics::text AS metrics, "
+            "p.n_students, p.n_attempts, p.metrics::text AS component_metrics "
+            "FROM model_versions v JOIN model_parameters p USING (version) "
+            "WHERE version = $1",
+            version,
+        )
+        return row
+    finally:
+        await conn.close()
+
+
+def test_a_fit_from_history_runs_as_a_ray_job_and_stores_a_version_that_can_be_published(
+    settings: Settings, tmp_path: Path, back_to_defaults: None
+) -> None:
+    component = f"sim-{uuid.uuid4().hex[:8]}"
+    events = simulated_attempts(component, students=200, attempts=15)
+    publish(settings, events)
+    wait_for_lag_zero(settings)
+    out = tmp_path / "fitted.json"
+
+    done = learnflow(
+        "fit", "--from-history", "--components", component, "--out", str(out),
+        "--forgets", "never", "--restarts", "2",
+        "--since", f"{datetime.now(UTC) - timedelta(days=3):%Y-%m-%d}",
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    job = re.search(r"submitted Ray job (\S+)", done.stdout)
+    assert job, done.stdout
+    assert "fitted 1/1 components" in done.stdout  # the job's progress, streamed back
+    info = JobSubmissionClient(settings.ray.dashboard_url).get_job_info(job[1])
+    assert info.status == JobStatus.SUCCEEDED and info.metadata == {"learnflow": "fit"}
+    document = param_file.read(out)
+    fitted = document.components[component]
+    assert not fitted.fallback and abs(fitted.p_slip - TRUTH.p_slip) < 0.1
+    row = asyncio.run(_version_row(settings, document.version))
+    assert row["source"] == f"history fit, Ray job {job[1]}"
+    assert row["data_from"] < row["data_to"]
+    assert 140 <= row["n_students"] <= 180  # a fifth of the students is held out
+    overall = json.loads(row["metrics"])
+    assert overall["answers"] > 0 and overall["auc"] > 0.6, overall
+    assert json.loads(row["component_metrics"])["answers"] == overall["answers"]
+
+    # Evaluated against the live version (the defaults) on the held-out students.
+    report = tmp_path / "report"
+    scored = learnflow(
+        "evaluate", "--version", str(document.version), "--components", component,
+        "--out", str(report),
+    )  # fmt: skip
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    assert f"version {document.version} against 0" in scored.stdout
+    page = (report / "report.html").read_text()
+    assert f"Version {document.version} predicts held-out answers better than version 0" in page
+    assert (report / "calibration.png").stat().st_size > 10_000
+    assert (report / "curves.png").stat().st_size > 10_000
+
+    # Published, the next attempt of one of these students is applied with it.
+    assert learnflow("model", "publish", str(document.version)).returncode == 0
+    student = events[-1].student_id
+    later = events[-1].model_copy(
+        update={"event_id": uuid.uuid4(), "submitted_at": datetime.now(UTC)}
+    )
+    client = redis.Redis.from_url(settings.redis.url)
+    try:
+        for _ in range(60):  # the shards switch within mastery.model_poll_s
+            publish(settings, [later.model_copy(update={"event_id": uuid.uuid4()})])
+            wait_for_lag_zero(settings)
+            raw = client.get(keys.state(student))
+            assert raw is not None
+            if state_codec.decode(raw).model_version == document.version:
+                break
+        else:
+            pytest.fail(f"attempts of {student} never applied with version {document.version}")
+    finally:
+        client.close()
+
+
+def test_a_fit_with_nothing_to_fit_fails_with_the_reason(tmp_path: Path) -> None:
+    done = learnflow(
+        "fit", "--from-history", "--components", "no-such-component", "--out",
+        str(tmp_path / "none.json"),
+    )  # fmt: skip
+
+    assert done.returncode == 1
+    assert "nothing to fit" in done.stdout + done.stderr
+    assert not (tmp_path / "none.json").exists()
