@@ -156,9 +156,19 @@ class StudentShard:
         self._next_stats = 0.0
         self._busy_s = 0.0
         self._metrics = _ShardMetrics(f"{settings.shards.name_prefix}-{partition}")
-        self.lag: int | None = None
-        """Records on the partition after the checkpoint, as its feed last saw them."""
+        self._lag: int | None = None
         self.feeding = False
+
+    @property
+    def lag(self) -> int | None:
+        """Records on the partition after the checkpoint, as its feed last saw them."""
+        return self._lag
+
+    @lag.setter
+    def lag(self, records: int | None) -> None:
+        self._lag = records
+        if records is not None:
+            self._metrics.feed(records, self._stores.model.version, len(self._students))
 
     def __repr__(self) -> str:
         return (
@@ -217,7 +227,7 @@ class StudentShard:
         self._counts["dead_lettered"] += len(dead)
         self._counts["batches"] += 1
         self._busy_s += time.perf_counter() - prepared.began
-        self._metrics.batch(applied, len(dead), len(self._students))
+        self._metrics.batch(applied, len(dead))
         return BatchResult(self.partition, batch.last_offset, applied, prepared.skipped, dead)
 
     async def notify(self) -> None:
@@ -277,6 +287,7 @@ class StudentShard:
             "busy_s": self._busy_s,
             "feeding": self.feeding,
             "lag": self.lag,
+            "model_version": self._stores.model.version,
             **self._counts,
         }
 
@@ -407,17 +418,36 @@ class _ShardMetrics:
         self._resident = metrics.Gauge(
             "learnflow_resident_students", "Students held in shard memory", tag_keys=("shard",)
         )
-        for metric in (self._applied, self._dead, self._checkpoint, self._resident):
+        self._lag = metrics.Gauge(
+            "learnflow_consumer_lag",
+            "Records on the partition after the shard's checkpoint",
+            tag_keys=("shard",),
+        )
+        self._version = metrics.Gauge(
+            "learnflow_model_version",
+            "Model version the shard applies events with",
+            tag_keys=("shard",),
+        )
+        every = (self._applied, self._dead, self._checkpoint, self._resident, self._lag,
+                 self._version)  # fmt: skip
+        for metric in every:
             metric.set_default_tags(tags)
 
-    def batch(self, applied: int, dead: int, resident: int) -> None:
+    def batch(self, applied: int, dead: int) -> None:
         if not self._enabled:
             return
         if applied:
             self._applied.inc(applied)
         if dead:
             self._dead.inc(dead)
-        self._resident.set(resident)
+
+    def feed(self, lag: int, model_version: int, resident: int) -> None:
+        """After every read of the partition: Ray exports a gauge's value only while it keeps
+        being set, so they are all set here, not once per batch."""
+        if self._enabled:
+            self._lag.set(lag)
+            self._version.set(model_version)
+            self._resident.set(resident)
 
     def checkpoint_seconds(self, seconds: float) -> None:
         if self._enabled:

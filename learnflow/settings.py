@@ -70,6 +70,8 @@ class RaySettings(BaseModel):
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = Field(default=8265, ge=1, le=65535)
     namespace: str = "learnflow"
+    metrics_port: int = Field(default=8267, ge=1, le=65535)
+    """Where the head exports Prometheus metrics (Ray's and LearnFlow's, ``ray_learnflow_*``)."""
     num_cpus: int = Field(default=2, ge=1)
     object_store_mb: int = Field(default=512, ge=75)
     worker_niceness: int = Field(default=0, ge=0, le=19)

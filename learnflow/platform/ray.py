@@ -114,6 +114,7 @@ def start(settings: Settings, deadline: Deadline) -> ComponentStatus:
                 f"--dashboard-host={rs.dashboard_host}",
                 f"--dashboard-port={rs.dashboard_port}",
                 f"--num-cpus={rs.num_cpus}",
+                f"--metrics-export-port={rs.metrics_port}",
                 f"--object-store-memory={rs.object_store_mb * 1024 * 1024}",
                 f"--temp-dir={temp_dir(settings)}",
                 "--disable-usage-stats",
