@@ -13,16 +13,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
-import redis
 from ray.job_submission import JobStatus, JobSubmissionClient
 
-from learnflow import keys, param_file, state_codec, synthetic
+from learnflow import keyring, param_file, synthetic
 from learnflow.bkt import BKTParams
 from learnflow.events import AttemptGraded
 from learnflow.settings import Settings
 from tests.integration.pipeline import publish, wait_for_lag_zero
 
+SOLUTION = "def sum_to(n):\n    return n * (n + 1) // 2\n"
 TRUTH = BKTParams(p_init=0.5, p_learn=0.3, p_guess=0.3, p_slip=0.05)  # far from the defaults
 
 
@@ -74,7 +75,11 @@ async def _version_row(settings: Settings, version: int) -> asyncpg.Record:
 
 
 def test_a_fit_from_history_runs_as_a_ray_job_and_stores_a_version_that_can_be_published(
-    settings: Settings, tmp_path: Path, back_to_defaults: None
+    settings: Settings,
+    api: httpx.Client,
+    ring: keyring.KeyRing,
+    tmp_path: Path,
+    back_to_defaults: None,
 ) -> None:
     component = f"sim-{uuid.uuid4().hex[:8]}"
     events = simulated_attempts(component, students=200, attempts=15)
@@ -118,25 +123,26 @@ def test_a_fit_from_history_runs_as_a_ray_job_and_stores_a_version_that_can_be_p
     assert (report / "calibration.png").stat().st_size > 10_000
     assert (report / "curves.png").stat().st_size > 10_000
 
-    # Published, the next attempt of one of these students is applied with it.
+    # Published, the student's next attempt through the API is applied with it, and the
+    # progress answer says so.
     assert learnflow("model", "publish", str(document.version)).returncode == 0
-    student = events[-1].student_id
-    later = events[-1].model_copy(
-        update={"event_id": uuid.uuid4(), "submitted_at": datetime.now(UTC)}
-    )
-    client = redis.Redis.from_url(settings.redis.url)
-    try:
-        for _ in range(60):  # the shards switch within mastery.model_poll_s
-            publish(settings, [later.model_copy(update={"event_id": uuid.uuid4()})])
-            wait_for_lag_zero(settings)
-            raw = client.get(keys.state(student))
-            assert raw is not None
-            if state_codec.decode(raw).model_version == document.version:
-                break
-        else:
-            pytest.fail(f"attempts of {student} never applied with version {document.version}")
-    finally:
-        client.close()
+    token = keyring.mint(ring, settings.auth, events[-1].student_id)[0]
+    headers = {"Authorization": f"Bearer {token}"}
+    for _ in range(30):  # the shards switch within mastery.model_poll_s
+        submitted = api.post(
+            "/attempts",
+            json={"exercise_id": "sum-to-n", "code": SOLUTION},
+            headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert submitted.status_code == 201, submitted.text
+        offset = submitted.json()["event"]["offset"]
+        seen = api.get("/progress", params={"min_offset": offset}, headers=headers).json()
+        assert seen["caught_up"]
+        if seen["model_version"] == document.version:
+            break
+    else:
+        pytest.fail(f"attempts never applied with version {document.version}")
+    assert seen["components"][component]["attempts"] == 15
 
 
 def test_a_fit_with_nothing_to_fit_fails_with_the_reason(tmp_path: Path) -> None:
