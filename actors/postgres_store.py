@@ -63,6 +63,7 @@ def connection_args(settings: PostgresSettings) -> dict[str, Any]:
         "user": settings.user,
         "password": settings.password.get_secret_value(),
         "database": settings.database,
+        "ssl": settings.ssl_context(),
     }
 
 

@@ -57,6 +57,8 @@ def connect(
     }
     if settings.url.startswith("redis://"):  # TLS and unix sockets keep their own classes
         options["connection_class"] = PackingConnection
+    if settings.url.startswith("rediss://") and settings.ssl_ca_certs is not None:
+        options["ssl_ca_certs"] = str(settings.ssl_ca_certs)
     if max_connections is None:
         return aioredis.Redis.from_url(settings.url, **options)
     # The retry settings go to the pool's connections: a client given a pool leaves them out.

@@ -18,8 +18,8 @@ Run with ``make bench-api`` (``make vegeta`` builds vegeta v12.13.0 from the Go 
 
 from __future__ import annotations
 
-from learnflow.platform import ray as local_ray
 from learnflow.settings import Settings
+from ops.platform import ray as local_ray
 
 local_ray.use_cluster_env(Settings())
 

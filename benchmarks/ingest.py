@@ -25,8 +25,8 @@ and removes them afterwards. Run with ``make bench-ingest``.
 
 from __future__ import annotations
 
-from learnflow.platform import ray as local_ray
 from learnflow.settings import Settings
+from ops.platform import ray as local_ray
 
 # Ray reads its token settings when first imported: point it at the local cluster first.
 local_ray.use_cluster_env(Settings())

@@ -31,8 +31,7 @@ class Delivery:
 def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
     """The producer contract of DESIGN.md: idempotent, ``acks=all``, Java-compatible placement."""
     return {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": settings.client_id,
+        **settings.client_config(),
         "enable.idempotence": True,
         "acks": "all",
         # murmur2 on the key, as Kafka's Java producer: both place a student on the same partition.

@@ -51,9 +51,7 @@ def learnflow_topics(settings: KafkaSettings) -> tuple[TopicSpec, ...]:
 
 
 def admin_client(settings: KafkaSettings) -> AdminClient:
-    return AdminClient(
-        {"bootstrap.servers": settings.bootstrap_servers, "client.id": settings.client_id}
-    )
+    return AdminClient(settings.client_config())
 
 
 def ensure_topics(
@@ -165,9 +163,8 @@ def consumer_config(
     """A consumer of ``learning.events`` that commits only what it says (never on its own),
     takes the largest message the topic allows, and starts at the oldest record it has."""
     return {
-        "bootstrap.servers": settings.bootstrap_servers,
+        **settings.client_config(client),
         "group.id": group_id,
-        "client.id": f"{settings.client_id}-{client}",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",

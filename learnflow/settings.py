@@ -6,8 +6,9 @@ set with a double underscore, e.g. ``LEARNFLOW_KAFKA__BOOTSTRAP_SERVERS=broker:9
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,66 @@ class KafkaSettings(BaseModel):
     replication_factor: int = Field(default=1, ge=1, le=7)
     min_insync_replicas: int = Field(default=1, ge=1, le=7)
     client_id: str = "learnflow"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How every Kafka client of the platform talks to the brokers (librdkafka's names)."""
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    """CA bundle that signed the brokers' certificates (the system store if unset)."""
+    ssl_certificate_location: Path | None = None
+    """Client certificate, for brokers that authenticate clients by TLS."""
+    ssl_key_location: Path | None = None
+    ssl_key_password: SecretStr | None = None
+
+    def client_config(self, client: str | None = None) -> dict[str, Any]:
+        """The librdkafka properties every client shares: brokers, client id, security.
+
+        ``client`` is appended to the client id (``learnflow-<client>``)."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": f"{self.client_id}-{client}" if client else self.client_id,
+        }
+        if self.security_protocol != "PLAINTEXT":
+            config["security.protocol"] = self.security_protocol.lower()
+        if self.security_protocol.startswith("SASL") and self.sasl_password is not None:
+            config.update({
+                "sasl.mechanism": self.sasl_mechanism,
+                "sasl.username": self.sasl_username,
+                "sasl.password": self.sasl_password.get_secret_value(),
+            })  # fmt: skip
+        optional = {
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": (
+                self.ssl_key_password.get_secret_value() if self.ssl_key_password else None
+            ),
+        }
+        config.update({name: str(value) for name, value in optional.items() if value is not None})
+        return config
+
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL")
+        if sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"kafka.security_protocol={self.security_protocol} needs kafka.sasl_mechanism, "
+                "kafka.sasl_username and kafka.sasl_password"
+            )
+        if not sasl and (self.sasl_mechanism or self.sasl_username or self.sasl_password):
+            raise ValueError(
+                "kafka.sasl_* are set but kafka.security_protocol is "
+                f"{self.security_protocol}: use SASL_SSL or SASL_PLAINTEXT"
+            )
+        tls = self.security_protocol in ("SSL", "SASL_SSL")
+        files = (self.ssl_ca_location, self.ssl_certificate_location, self.ssl_key_location)
+        if not tls and any(files):
+            raise ValueError(
+                "kafka.ssl_* files are set but kafka.security_protocol is "
+                f"{self.security_protocol}: use SSL or SASL_SSL"
+            )
+        return self
 
     @model_validator(mode="after")
     def _isr_fits_replicas(self) -> KafkaSettings:
@@ -44,6 +105,8 @@ class RedisSettings(BaseModel):
     url: str = "redis://127.0.0.1:6390/0"
     password: SecretStr | None = None
     socket_timeout_s: float = Field(default=2.0, gt=0)
+    ssl_ca_certs: Path | None = None
+    """CA bundle for a ``rediss://`` URL (TLS); the system store if unset."""
 
 
 class PostgresSettings(BaseModel):
@@ -53,13 +116,36 @@ class PostgresSettings(BaseModel):
     user: str = "learnflow"
     password: SecretStr = SecretStr(DEV_POSTGRES_PASSWORD)
     connect_timeout_s: float = Field(default=3.0, gt=0)
+    ssl_mode: Literal["disable", "require", "verify-ca", "verify-full"] = "disable"
+    """TLS to the server, as libpq's ``sslmode``: ``require`` encrypts without checking the
+    certificate, ``verify-ca`` checks it against ``ssl_root_cert``, ``verify-full`` the host too."""
+    ssl_root_cert: Path | None = None
 
     def dsn(self, database: str | None = None) -> str:
         """A libpq URI with the password filled in; never log it."""
-        return (
+        uri = (
             f"postgresql://{self.user}:{self.password.get_secret_value()}"
             f"@{self.host}:{self.port}/{database or self.database}"
         )
+        if self.ssl_mode == "disable":
+            return uri
+        root = f"&sslrootcert={self.ssl_root_cert}" if self.ssl_root_cert else ""
+        return f"{uri}?sslmode={self.ssl_mode}{root}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context asyncpg connects with (``None``: no TLS)."""
+        if self.ssl_mode == "disable":
+            return None
+        if self.ssl_mode == "require":  # encrypted, certificate unchecked (libpq's meaning)
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        context = ssl.create_default_context(
+            cafile=str(self.ssl_root_cert) if self.ssl_root_cert else None
+        )
+        context.check_hostname = self.ssl_mode == "verify-full"
+        return context
 
 
 class RaySettings(BaseModel):

@@ -14,7 +14,7 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.registry import ensure_shards
 from ingest.deployment import build_ingest
-from learnflow.platform import ray as local_ray
+from learnflow import ray_client
 from learnflow.settings import Settings
 from serve.api import create_api
 from serve.grading import catalog, grader, sandbox
@@ -103,7 +103,7 @@ def build_application(settings: Settings) -> Any:
 
 def deploy(settings: Settings) -> None:
     """Connect to the running cluster and (re)deploy the app; returns once it is healthy."""
-    local_ray.connect(settings)
+    ray_client.connect(settings)
     try:
         ray_serve.start(
             http_options={"host": settings.serve.host, "port": settings.serve.port},

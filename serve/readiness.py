@@ -33,13 +33,7 @@ class Readiness:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._redis = redis_store.connect(settings.redis)
-        self._kafka = AdminClient(
-            {
-                "bootstrap.servers": settings.kafka.bootstrap_servers,
-                "client.id": f"{settings.kafka.client_id}-readiness",
-                "log_level": 0,
-            }
-        )
+        self._kafka = AdminClient({**settings.kafka.client_config("readiness"), "log_level": 0})
 
     async def check(self) -> list[Check]:
         deadline = Deadline.after(self._settings.serve.readiness_timeout_s)

@@ -171,9 +171,8 @@ class Services:
         self._ends: dict[int, int] = {}
         self._watermarks = Consumer(
             {
-                "bootstrap.servers": settings.kafka.bootstrap_servers,
+                **settings.kafka.client_config("api-offsets"),
                 "group.id": f"{settings.kafka.client_id}-api-offsets",
-                "client.id": f"{settings.kafka.client_id}-api-offsets",
                 "enable.auto.commit": False,
             }
         )

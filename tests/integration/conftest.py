@@ -18,10 +18,10 @@ import redis
 from ingest import topics
 from learnflow import keyring
 from learnflow.deadline import Deadline
-from learnflow.platform import ray as local_ray
-from learnflow.platform import stack
-from learnflow.platform.status import ComponentStatus
 from learnflow.settings import Settings
+from ops.platform import ray as local_ray
+from ops.platform import stack
+from ops.platform.status import ComponentStatus
 
 pytestmark = pytest.mark.integration
 

@@ -188,7 +188,7 @@ def test_revoked_token_is_refused(
     assert api.get("/progress", headers=bearer(token)).status_code == 200
     from typer.testing import CliRunner
 
-    from learnflow.cli import app
+    from ops.cli import app
 
     result = CliRunner().invoke(app, ["token", "revoke", claims["jti"]])
     assert result.exit_code == 0, result.output

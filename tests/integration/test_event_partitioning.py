@@ -13,8 +13,8 @@ from confluent_kafka import Consumer
 from ingest.producer import EventProducer
 from learnflow.deadline import Deadline
 from learnflow.events import parse_event
-from learnflow.platform import kafka as local_kafka
 from learnflow.settings import Settings
+from ops.platform import kafka as local_kafka
 from tests.integration.pipeline import make_events
 
 PARTITIONS = 12

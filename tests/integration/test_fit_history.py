@@ -29,7 +29,7 @@ TRUTH = BKTParams(p_init=0.5, p_learn=0.3, p_guess=0.3, p_slip=0.05)  # far from
 
 def learnflow(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "learnflow", *args], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "ops", *args], capture_output=True, text=True, timeout=600
     )
 
 

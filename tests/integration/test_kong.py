@@ -10,8 +10,8 @@ import yaml
 from typer.testing import CliRunner
 
 from learnflow import keyring
-from learnflow.cli import app
 from learnflow.settings import Settings
+from ops.cli import app
 
 
 def test_rendered_config_validates_and_verifies_cli_tokens(

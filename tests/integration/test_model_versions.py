@@ -37,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 def learnflow(*args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "learnflow", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "ops", *args], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

@@ -19,8 +19,8 @@ from ingest import topics
 from ingest.exceptions import TopicMismatchError
 from learnflow import migrations
 from learnflow.deadline import Deadline
-from learnflow.platform import redis as local_redis
 from learnflow.settings import Settings
+from ops.platform import redis as local_redis
 
 
 def get_json(url: str) -> tuple[int, dict[str, object]]:
@@ -145,7 +145,7 @@ def test_readyz_names_redis_while_it_is_down(settings: Settings) -> None:
 
 def test_status_command_reports_every_component_running() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "learnflow", "status"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "ops", "status"], capture_output=True, text=True, check=False
     )
 
     assert result.returncode == 0, result.stdout + result.stderr

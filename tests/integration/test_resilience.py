@@ -15,9 +15,9 @@ from ray import serve as ray_serve
 from actors import registry
 from ingest.deployment import build_ingest
 from learnflow.deadline import Deadline
-from learnflow.platform import kafka as local_kafka
-from learnflow.platform import redis as local_redis
 from learnflow.settings import Settings
+from ops.platform import kafka as local_kafka
+from ops.platform import redis as local_redis
 from serve.deployment import INGEST_APP
 from tests.integration.pipeline import (
     Stream,

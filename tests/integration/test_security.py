@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from learnflow import keyring, keys
-from learnflow.platform import partitions
 from learnflow.settings import GraderSettings, RedisSettings, Settings
+from ops.platform import partitions
 from serve.grading import catalog, grader
 from serve.grading.catalog import Exercise, HiddenTest
 from serve.services import grader_lock_dir

@@ -12,7 +12,7 @@ from learnflow.bkt import BKTParams
 
 def run_fit(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "learnflow", "fit", *args],
+        [sys.executable, "-m", "ops", "fit", *args],
         capture_output=True,
         text=True,
         check=False,

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
-import pytest
-from pydantic import ValidationError
+import ssl
+from pathlib import Path
+from typing import Any
 
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from ingest.producer import producer_config
+from ingest.topics import consumer_config
 from learnflow.exceptions import ConfigurationError
-from learnflow.settings import Settings
+from learnflow.settings import KafkaSettings, PostgresSettings, Settings
 
 
 def test_defaults_are_the_local_platform(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,3 +85,70 @@ def test_the_ray_head_is_found_where_the_settings_say(monkeypatch: pytest.Monkey
     monkeypatch.setenv("LEARNFLOW_RAY__HOST", "10.0.0.5")
     monkeypatch.setenv("LEARNFLOW_RAY__GCS_PORT", "6390")
     assert Settings().ray.address == "10.0.0.5:6390"
+
+
+def test_kafka_clients_share_the_security_settings(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    kafka = KafkaSettings(
+        bootstrap_servers="b1:9093,b2:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="learnflow",
+        sasl_password=SecretStr("s3cret"),
+        ssl_ca_location=ca,
+    )
+
+    assert kafka.client_config("feed") == {
+        "bootstrap.servers": "b1:9093,b2:9093",
+        "client.id": "learnflow-feed",
+        "security.protocol": "sasl_ssl",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "learnflow",
+        "sasl.password": "s3cret",
+        "ssl.ca.location": str(ca),
+    }
+    assert producer_config(kafka)["security.protocol"] == "sasl_ssl"
+    assert consumer_config(kafka, "g", "c")["sasl.username"] == "learnflow"
+    assert "security.protocol" not in KafkaSettings().client_config()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"security_protocol": "SASL_SSL"}, "needs kafka.sasl_mechanism"),
+        ({"sasl_username": "x"}, "use SASL_SSL or SASL_PLAINTEXT"),
+        ({"ssl_ca_location": Path("/ca.pem")}, "use SSL or SASL_SSL"),
+    ],
+)
+def test_incomplete_kafka_security_is_refused_with_the_reason(
+    changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        KafkaSettings(**changes)
+
+
+def test_postgres_tls_follows_libpq_modes(tmp_path: Path) -> None:
+    assert PostgresSettings().ssl_context() is None
+    assert "sslmode" not in PostgresSettings().dsn()
+
+    required = PostgresSettings(ssl_mode="require").ssl_context()
+    assert required is not None and required.verify_mode == ssl.CERT_NONE
+
+    full = PostgresSettings(ssl_mode="verify-full")
+    context = full.ssl_context()
+    assert context is not None and context.check_hostname
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert full.dsn().endswith("?sslmode=verify-full")
+
+
+def test_librdkafka_accepts_the_security_properties() -> None:
+    from confluent_kafka import Producer
+
+    kafka = KafkaSettings(
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-256",
+        sasl_username="learnflow",
+        sasl_password=SecretStr("s3cret"),
+    )
+
+    Producer(producer_config(kafka)).flush(0)  # an unknown property or value raises here

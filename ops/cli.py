@@ -62,7 +62,7 @@ def up(
     ] = None,
 ) -> None:
     """Start Redis, PostgreSQL, Kafka, Ray and the Serve app (what already runs is kept)."""
-    from learnflow.platform import ray, stack
+    from ops.platform import ray, stack
 
     # Through the environment, so that the settings' validation (dev only) applies to it too.
     if dev_tokens is not None:
@@ -91,7 +91,7 @@ def up(
 @app.command()
 def down(verbose: Verbose = False) -> None:
     """Stop everything ``learnflow up`` started, by pid."""
-    from learnflow.platform import stack
+    from ops.platform import stack
 
     settings = _setup(verbose)
     with console.status("stopping") as spinner:
@@ -103,7 +103,7 @@ def down(verbose: Verbose = False) -> None:
 @app.command()
 def status(verbose: Verbose = False) -> None:
     """Show each component (running, pid, port, URL); exit 1 if any is down."""
-    from learnflow.platform import stack
+    from ops.platform import stack
 
     settings = _setup(verbose)
     rows = stack.status(settings)
@@ -120,7 +120,7 @@ def status(verbose: Verbose = False) -> None:
     console.print(table)
     running = {row.name: row.running for row in rows}
     if running["kafka"] and running["redis"]:
-        from learnflow.platform.partitions import partition_status
+        from ops.platform.partitions import partition_status
 
         shards = Table("partition", "end offset", "committed", "lag", "resident students",
                        "applied (since start)", title=settings.kafka.events_topic)  # fmt: skip
@@ -291,7 +291,7 @@ def _fit_history(
     from actors import model_store, postgres_store
     from jobs import submit
     from learnflow import param_file
-    from learnflow.platform import ray as local_ray
+    from ops.platform import ray as local_ray
 
     local_ray.use_cluster_env(settings)
     args = ["--forgets", forgets, "--restarts", str(restarts), "--seed", str(seed)]
@@ -623,7 +623,7 @@ def ray_cluster_render(
     """Write the launcher config: the head and workers given, ports from the settings, this
     project and the local cluster's token synced to every node."""
     from learnflow import ray_launcher
-    from learnflow.platform import ray as local_ray
+    from ops.platform import ray as local_ray
 
     settings = _setup(verbose)
     token = local_ray.token_path(settings)

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from ingest import topics
 from learnflow import keyring, migrations
 from learnflow.deadline import Deadline
-from learnflow.platform import frontend, kafka, postgres, processes, ray, redis
-from learnflow.platform.status import ComponentStatus
 from learnflow.settings import Settings
+from ops.platform import frontend, kafka, postgres, processes, ray, redis
+from ops.platform.status import ComponentStatus
 
 SERVE = "serve"
 Report = Callable[[str], None]

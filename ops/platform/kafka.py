@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 from confluent_kafka.admin import AdminClient
 
 from learnflow.deadline import Deadline
-from learnflow.platform import processes
-from learnflow.platform.exceptions import MissingDependencyError, ServiceStartError
-from learnflow.platform.processes import ServiceFiles
-from learnflow.platform.status import ComponentStatus
 from learnflow.settings import Settings
+from ops.platform import processes
+from ops.platform.exceptions import MissingDependencyError, ServiceStartError
+from ops.platform.processes import ServiceFiles
+from ops.platform.status import ComponentStatus
 
 NAME = "kafka"
 LOG4J_CONFIG = Path(__file__).with_name("kafka-log4j2.xml")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from learnflow.deadline import Deadline
-from learnflow.platform.exceptions import ServiceStartError
+from ops.platform.exceptions import ServiceStartError
 
 logger = logging.getLogger(__name__)
 

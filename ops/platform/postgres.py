@@ -15,11 +15,11 @@ import subprocess
 from pathlib import Path
 
 from learnflow.deadline import Deadline
-from learnflow.platform import processes
-from learnflow.platform.exceptions import MissingDependencyError, ServiceStartError
-from learnflow.platform.processes import ServiceFiles
-from learnflow.platform.status import ComponentStatus
 from learnflow.settings import Settings
+from ops.platform import processes
+from ops.platform.exceptions import MissingDependencyError, ServiceStartError
+from ops.platform.processes import ServiceFiles
+from ops.platform.status import ComponentStatus
 
 NAME = "postgres"
 _PG_ROOT = Path("/usr/lib/postgresql")

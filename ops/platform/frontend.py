@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from learnflow.platform.exceptions import MissingDependencyError, ServiceStartError
+from ops.platform.exceptions import MissingDependencyError, ServiceStartError
 
 ROOT = Path(__file__).resolve().parents[2] / "frontend"
 _SOURCES = ("package.json", "package-lock.json", "index.html", "vite.config.ts", "tsconfig.json",

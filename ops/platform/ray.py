@@ -7,7 +7,6 @@ client of this cluster, the CLI and the tests included, reads it through :func:`
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import secrets
 import shutil
@@ -17,11 +16,14 @@ import urllib.request
 from pathlib import Path
 
 from learnflow.deadline import Deadline
-from learnflow.platform import processes
-from learnflow.platform.exceptions import MissingDependencyError
-from learnflow.platform.processes import ServiceFiles
-from learnflow.platform.status import ComponentStatus
+from learnflow.ray_client import client_env, connect, token_path, use_cluster_env
 from learnflow.settings import Settings
+from ops.platform import processes
+from ops.platform.exceptions import MissingDependencyError
+from ops.platform.processes import ServiceFiles
+from ops.platform.status import ComponentStatus
+
+__all__ = ["client_env", "connect", "start", "status", "stop", "token_path", "use_cluster_env"]
 
 NAME = "ray"
 # Unix socket paths are limited to 107 bytes; Ray puts session sockets deep under its temp dir.
@@ -30,19 +32,6 @@ _MAX_TEMP_DIR = 40
 
 def files(settings: Settings) -> ServiceFiles:
     return ServiceFiles.under(settings.local.run_dir, NAME)
-
-
-def token_path(settings: Settings) -> Path:
-    return settings.local.run_dir / NAME / "auth-token"
-
-
-def client_env(settings: Settings) -> dict[str, str]:
-    """Environment a process needs to talk to this cluster (token auth)."""
-    return {
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN_PATH": str(token_path(settings)),
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
 
 
 HAPROXY_LOOPBACK = Path(__file__).with_name("haproxy-loopback")
@@ -67,27 +56,6 @@ def proxy_env(settings: Settings) -> dict[str, str]:
         "LEARNFLOW_HAPROXY_BINARY": binary,
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     }
-
-
-def connect(settings: Settings) -> None:
-    """``ray.init`` against the local cluster, quietly, in ``settings.ray.namespace``.
-
-    Call :func:`use_cluster_env` before this process first imports Ray.
-    """
-    import ray as ray_api
-
-    use_cluster_env(settings)
-    ray_api.init(
-        address=settings.ray.address,
-        namespace=settings.ray.namespace,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-    )
-
-
-def use_cluster_env(settings: Settings) -> None:
-    """Point this process's Ray client at the local cluster's token."""
-    os.environ.update(client_env(settings))
 
 
 def temp_dir(settings: Settings) -> Path:

@@ -8,8 +8,8 @@ import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from learnflow import keys
-from learnflow.platform import redis as local_redis
 from learnflow.settings import Settings
+from ops.platform import redis as local_redis
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ def partition_status(settings: Settings) -> list[PartitionStatus]:
     topic = settings.kafka.events_topic
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            **settings.kafka.client_config("status"),
             "group.id": settings.ingest.group_id,
             "enable.auto.commit": False,
         }

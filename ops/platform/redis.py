@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 import redis
 
 from learnflow.deadline import Deadline
-from learnflow.platform import processes
-from learnflow.platform.exceptions import MissingDependencyError
-from learnflow.platform.processes import ServiceFiles
-from learnflow.platform.status import ComponentStatus
 from learnflow.settings import Settings
+from ops.platform import processes
+from ops.platform.exceptions import MissingDependencyError
+from ops.platform.processes import ServiceFiles
+from ops.platform.status import ComponentStatus
 
 NAME = "redis"
 

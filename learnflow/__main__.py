@@ -1,3 +1,0 @@
-from learnflow.cli import main
-
-main()
