@@ -143,11 +143,7 @@ def _scaled_sequence(
     b1 = 1.0
     g0 = alpha0[n - 1]
     g1 = alpha1[n - 1]
-    c = obs[a + n - 1]
-    stats[6] += g0 * c
-    stats[7] += g0
-    stats[8] += g1 * (1 - c)
-    stats[9] += g1
+    _count_answer(stats, g0, g1, obs[a + n - 1])
     for t in range(n - 2, -1, -1):
         if obs[a + t + 1]:
             e1 = 1.0 - slip
@@ -175,11 +171,7 @@ def _scaled_sequence(
         stats[3] += g0
         stats[4] += x10 / total
         stats[5] += g1
-        c = obs[a + t]
-        stats[6] += g0 * c
-        stats[7] += g0
-        stats[8] += g1 * (1 - c)
-        stats[9] += g1
+        _count_answer(stats, g0, g1, obs[a + t])
         b0 = (1.0 - learn) * w0 + learn * w1
         b1 = forget * w0 + (1.0 - forget) * w1
         # Every statistic above is normalised by ``total``, so a common factor of b0 and b1
@@ -237,11 +229,7 @@ def _log_sequence(
     lb1 = 0.0
     g0 = math.exp(alpha0[n - 1])
     g1 = math.exp(alpha1[n - 1])
-    c = obs[a + n - 1]
-    stats[6] += g0 * c
-    stats[7] += g0
-    stats[8] += g1 * (1 - c)
-    stats[9] += g1
+    _count_answer(stats, g0, g1, obs[a + n - 1])
     for t in range(n - 2, -1, -1):
         if obs[a + t + 1]:
             w1 = right1 + lb1 - scale[t + 1]
@@ -268,11 +256,7 @@ def _log_sequence(
             # posterior for this step and count no transition.
             g0 = math.exp(alpha0[t])
             g1 = math.exp(alpha1[t])
-        c = obs[a + t]
-        stats[6] += g0 * c
-        stats[7] += g0
-        stats[8] += g1 * (1 - c)
-        stats[9] += g1
+        _count_answer(stats, g0, g1, obs[a + t])
         lb0 = _log_add(stay0 + w0, learns + w1)
         lb1 = _log_add(forgets + w0, stay1 + w1)
         top = max(lb0, lb1)
@@ -282,6 +266,15 @@ def _log_sequence(
     stats[0] += g1
     stats[1] += 1.0
     return loglik
+
+
+@njit(cache=True, nogil=True)
+def _count_answer(stats: FloatArray, g0: float, g1: float, correct: int) -> None:
+    """Add one answer's guess and slip statistics, weighted by the state posteriors."""
+    stats[6] += g0 * correct
+    stats[7] += g0
+    stats[8] += g1 * (1 - correct)
+    stats[9] += g1
 
 
 @njit(cache=True, nogil=True)

@@ -22,6 +22,7 @@ from learnflow.settings import Settings
 from ops.platform import ray as local_ray
 from ops.platform import stack
 from ops.platform.status import ComponentStatus
+from tests.integration.commands import cli
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +119,12 @@ def make_database(settings: Settings) -> Iterator[Callable[[], str]]:
     yield make
     for name in created:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def back_to_defaults() -> Iterator[None]:
+    """Every other test folds with the built-in defaults: a test that publishes a model
+    version publishes version 0 again after."""
+    yield
+    done = cli("model", "publish", "0")
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,16 +18,11 @@ from learnflow import keyring, param_file, synthetic
 from learnflow.bkt import BKTParams
 from learnflow.events import AttemptGraded
 from learnflow.settings import Settings
+from tests.integration.commands import cli
 from tests.integration.pipeline import publish, wait_for_lag_zero
 
 SOLUTION = "def sum_to(n):\n    return n * (n + 1) // 2\n"
 TRUTH = BKTParams(p_init=0.5, p_learn=0.3, p_guess=0.3, p_slip=0.05)  # far from the defaults
-
-
-def learnflow(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ops", *args], capture_output=True, text=True, timeout=600
-    )
 
 
 def simulated_attempts(component: str, students: int, attempts: int) -> list[AttemptGraded]:
@@ -51,12 +43,6 @@ def simulated_attempts(component: str, students: int, attempts: int) -> list[Att
                 )
             )  # fmt: skip
     return events
-
-
-@pytest.fixture
-def back_to_defaults() -> Iterator[None]:
-    yield
-    assert learnflow("model", "publish", "0").returncode == 0
 
 
 async def _version_row(settings: Settings, version: int) -> asyncpg.Record:
@@ -87,7 +73,7 @@ def test_a_fit_from_history_runs_as_a_ray_job_and_stores_a_version_that_can_be_p
     wait_for_lag_zero(settings)
     out = tmp_path / "fitted.json"
 
-    done = learnflow(
+    done = cli(
         "fit", "--from-history", "--components", component, "--out", str(out),
         "--forgets", "never", "--restarts", "2",
         "--since", f"{datetime.now(UTC) - timedelta(days=3):%Y-%m-%d}",
@@ -112,7 +98,7 @@ def test_a_fit_from_history_runs_as_a_ray_job_and_stores_a_version_that_can_be_p
 
     # Evaluated against the live version (the defaults) on the held-out students.
     report = tmp_path / "report"
-    scored = learnflow(
+    scored = cli(
         "evaluate", "--version", str(document.version), "--components", component,
         "--out", str(report),
     )  # fmt: skip
@@ -125,7 +111,7 @@ def test_a_fit_from_history_runs_as_a_ray_job_and_stores_a_version_that_can_be_p
 
     # Published, the student's next attempt through the API is applied with it, and the
     # progress answer says so.
-    assert learnflow("model", "publish", str(document.version)).returncode == 0
+    assert cli("model", "publish", str(document.version)).returncode == 0
     token = keyring.mint(ring, settings.auth, events[-1].student_id)[0]
     headers = {"Authorization": f"Bearer {token}"}
     for _ in range(30):  # the shards switch within mastery.model_poll_s
@@ -146,7 +132,7 @@ def test_a_fit_from_history_runs_as_a_ray_job_and_stores_a_version_that_can_be_p
 
 
 def test_a_fit_with_nothing_to_fit_fails_with_the_reason(tmp_path: Path) -> None:
-    done = learnflow(
+    done = cli(
         "fit", "--from-history", "--components", "no-such-component", "--out",
         str(tmp_path / "none.json"),
     )  # fmt: skip

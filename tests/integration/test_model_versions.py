@@ -6,12 +6,9 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,15 +27,14 @@ from learnflow.param_file import ComponentEntry, ParameterFile, ParamsModel, wri
 from learnflow.settings import Settings
 from learnflow.student_state import StudentState
 from serve.grading import catalog
+from tests.integration.commands import cli
 from tests.integration.pipeline import Stream, make_events, wait_for_lag_zero, wait_until
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 
 def learnflow(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "ops", *args], capture_output=True, text=True, timeout=120
-    )
+    done = cli(*args)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -61,13 +57,6 @@ def import_version(tmp_path: Path, p_init: float, loops_p_init: float) -> int:
     found = re.search(r"as model version (\d+)", learnflow("model", "import", str(path)))
     assert found, "the import names the version it stored"
     return int(found[1])
-
-
-@pytest.fixture
-def back_to_defaults() -> Iterator[None]:
-    """Every other test folds with the built-in defaults: publish version 0 again after."""
-    yield
-    learnflow("model", "publish", "0")
 
 
 async def _recorded(settings: Settings, students: list[str]) -> list[asyncpg.Record]:
