@@ -60,6 +60,11 @@ def plan(sizes: Sequence[history.ComponentSize], groups: int) -> list[list[str]]
     return [sorted(names) for _, names in bins if names]
 
 
+def group_name(names: Sequence[str]) -> str:
+    """How a group of components shows on the dashboard and in the log."""
+    return f"{names[0]}…{names[-1]}" if len(names) > 1 else names[0]
+
+
 def scores_json(scores: PredictionScores) -> dict[str, Any]:
     """JSON-safe scores: an AUC without both outcomes is ``None``."""
     return {
@@ -82,11 +87,22 @@ async def _read(settings: Settings, since: datetime | None, names: list[str]) ->
 def fit_group(
     settings: Settings, since: datetime | None, names: list[str], config: fitting.FitConfig
 ) -> GroupResult:
-    """Read, fit and score one group of components."""
+    """Read, fit and score one group of components; its log lines join the job's log."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
     began = time.monotonic()
+    group = group_name(names)
     taken = asyncio.run(_read(settings, since, names))
     train, test = taken.sequences.split_by_student(HELD_OUT)
-    fits = fitting.fit(train, config)
+    logger.info(
+        "%s: read %s answers of %s students in %.1f s; fitting %s, scoring %s",
+        group, f"{len(taken.sequences.obs):,}", f"{len(set(taken.sequences.students)):,}",
+        time.monotonic() - began, f"{len(train.obs):,}", f"{len(test.obs):,}",
+    )  # fmt: skip
+
+    def progress(phase: str, done: int, total: int) -> None:
+        logger.info("%s: %s %d/%d components", group, phase, done, total)
+
+    fits = fitting.fit(train, config, progress)
     metrics: dict[str, dict[str, Any]] = {}
     predicted = np.empty(0)
     params = {f.component: f.params for f in fits}
@@ -162,7 +178,7 @@ def run(
         len(sizes), f"{total:,}", len(groups), cpus,
     )  # fmt: skip
     pending = {
-        fit_group.options(name=f"fit {names[0]}…{names[-1]}").remote(
+        fit_group.options(name=f"fit {group_name(names)}").remote(
             settings, since, names, config
         ): names
         for names in groups

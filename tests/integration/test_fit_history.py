@@ -83,6 +83,7 @@ def test_a_fit_from_history_runs_as_a_ray_job_and_stores_a_version_that_can_be_p
     job = re.search(r"submitted Ray job (\S+)", done.stdout)
     assert job, done.stdout
     assert "fitted 1/1 components" in done.stdout  # the job's progress, streamed back
+    assert f"{component}: read " in done.stdout  # and its task's
     info = JobSubmissionClient(settings.ray.dashboard_url).get_job_info(job[1])
     assert info.status == JobStatus.SUCCEEDED and info.metadata == {"learnflow": "fit"}
     document = param_file.read(out)
