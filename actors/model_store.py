@@ -6,6 +6,9 @@ whose newest row every shard and API replica follows. Version 0 is the built-in 
 
 from __future__ import annotations
 
+import logging
+import math
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +19,8 @@ import orjson
 from learnflow.bkt import BKTParams, ModelParameters
 from learnflow.exceptions import LearnFlowError
 from learnflow.param_file import ComponentEntry, ParameterFile, ParamsModel
+
+logger = logging.getLogger(__name__)
 
 _PARAMS = ("p_init", "p_learn", "p_guess", "p_slip", "p_forget")
 
@@ -91,24 +96,7 @@ async def store(
 
 async def load(pool: asyncpg.Pool, version: int) -> ModelParameters:
     """The parameters of ``version``; :class:`UnknownModelVersionError` if it is not stored."""
-    async with pool.acquire() as connection:
-        header = await connection.fetchrow(
-            "SELECT p_init, p_learn, p_guess, p_slip, p_forget FROM model_versions"
-            " WHERE version = $1",
-            version,
-        )
-        if header is None:
-            raise UnknownModelVersionError(f"no model version {version} is stored")
-        rows = await connection.fetch(
-            "SELECT component, p_init, p_learn, p_guess, p_slip, p_forget FROM model_parameters"
-            " WHERE version = $1",
-            version,
-        )
-    return ModelParameters(
-        version=version,
-        components={row["component"]: _params(row) for row in rows},
-        default=_params(header),
-    )
+    return (await document(pool, version)).model_parameters()
 
 
 async def document(pool: asyncpg.Pool, version: int) -> ParameterFile:
@@ -159,6 +147,41 @@ async def publish(pool: asyncpg.Pool, version: int) -> None:
                 f"no model version {version} is stored: nothing published"
             )
         await connection.execute("INSERT INTO model_publications (version) VALUES ($1)", version)
+
+
+class PublishedModel:
+    """The version a process applies (shards) or shows (API priors): the published one, looked
+    up at most every ``poll_s``; before any publication, the configured ``initial`` one."""
+
+    def __init__(self, initial: ModelParameters, poll_s: float) -> None:
+        self.current = initial
+        self._poll_s = poll_s
+        self._checked = -math.inf
+
+    @property
+    def known(self) -> bool:
+        """Whether the published version was looked up at least once."""
+        return self._checked != -math.inf
+
+    def claim(self) -> bool:
+        """Whether a lookup is due; if so, it counts as made now (a failing one is not retried
+        before ``poll_s`` either)."""
+        now = time.monotonic()
+        if now - self._checked < self._poll_s:
+            return False
+        self._checked = now
+        return True
+
+    async def refresh(self, pool: asyncpg.Pool, force: bool = False) -> None:
+        """Switch to the published version if it changed (when due, or at once if ``force``)."""
+        if not self.claim() and not force:
+            return
+        version = await published(pool)
+        if version is None or version == self.current.version:
+            return
+        previous = self.current.version
+        self.current = await load(pool, version)
+        logger.info("model version %d published: switching from %d", version, previous)
 
 
 async def versions(pool: asyncpg.Pool) -> list[VersionSummary]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -72,12 +73,26 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     advisory locks or cursors), so the round trip of asyncpg's reset query is skipped."""
 
 
-async def connect_one(settings: PostgresSettings) -> asyncpg.Connection:
-    """One connection, for a job that reads through a cursor."""
-    connection: asyncpg.Connection = await asyncpg.connect(
+@contextlib.asynccontextmanager
+async def connection(settings: PostgresSettings) -> AsyncIterator[asyncpg.Connection]:
+    """One connection, closed after use: for a command or a job that reads through a cursor."""
+    conn: asyncpg.Connection = await asyncpg.connect(
         **connection_args(settings), timeout=settings.connect_timeout_s
     )
-    return connection
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def session(settings: PostgresSettings) -> AsyncIterator[asyncpg.Pool]:
+    """A pool of one connection, closed after use: for a command's few statements."""
+    pool = await connect(settings, 1)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 async def connect(settings: PostgresSettings, size: int) -> asyncpg.Pool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import time
 from collections import OrderedDict, deque
@@ -52,9 +51,9 @@ class ShardStores:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._lock = asyncio.Lock()
-        self.model = load_model(settings.mastery)
-        """The parameters every batch is folded with, one version for a whole batch."""
-        self._model_checked = -math.inf
+        self.published = model_store.PublishedModel(
+            load_model(settings.mastery), settings.mastery.model_poll_s
+        )
 
     async def connect(self) -> None:
         async with self._lock:
@@ -69,21 +68,15 @@ class ShardStores:
                 )
                 self.history = PostgresHistoryStore(self.pool)
 
+    @property
+    def model(self) -> ModelParameters:
+        """The parameters every batch is folded with, one version for a whole batch."""
+        return self.published.current
+
     async def follow_model(self, force: bool = False) -> None:
-        """Switch to the published model version if it changed (looked up at most every
-        ``mastery.model_poll_s`` unless ``force``). Call between batches, never during one:
-        a batch is folded with one version. Before any publication the parameter file or the
-        defaults stay in use."""
-        now = time.monotonic()
-        if not force and now - self._model_checked < self._settings.mastery.model_poll_s:
-            return
-        self._model_checked = now
-        version = await model_store.published(self.pool)
-        if version is None or version == self.model.version:
-            return
-        previous = self.model.version
-        self.model = await model_store.load(self.pool, version)
-        logger.info("model version %d published: switching from %d", version, previous)
+        """Switch to the published model version if it changed. Call between batches, never
+        during one: a batch is folded with one version."""
+        await self.published.refresh(self.pool, force)
 
     async def checkpoint(self, batches: list[CheckpointBatch]) -> None:
         """Save one checkpoint, in an order that survives a crash between any two steps.

@@ -27,14 +27,13 @@ import ray
 
 from actors import model_store, postgres_store
 from jobs import history
-from learnflow import fitting, param_file
+from learnflow import evaluation, fitting, param_file
+from learnflow.bkt import ModelParameters
+from learnflow.evaluation import HELD_OUT
 from learnflow.metrics import PredictionScores, score
 from learnflow.settings import Settings
 
 logger = logging.getLogger("learnflow.fit")
-
-HELD_OUT = 0.2
-"""Share of students (chosen by a stable hash of the id) scored, never fitted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +51,13 @@ class GroupResult:
 
 def plan(sizes: Sequence[history.ComponentSize], groups: int) -> list[list[str]]:
     """Components in at most ``groups`` groups of about equal attempts (largest first)."""
-    bins: list[tuple[int, list[str]]] = [(0, []) for _ in range(max(1, groups))]
+    loads = [0] * max(1, groups)
+    bins: list[list[str]] = [[] for _ in loads]
     for size in sorted(sizes, key=lambda s: -s.attempts):
-        load, names = min(bins, key=lambda b: b[0])
-        bins.remove((load, names))
-        bins.append((load + size.attempts, [*names, size.component]))
-    return [sorted(names) for _, names in bins if names]
+        lightest = loads.index(min(loads))
+        loads[lightest] += size.attempts
+        bins[lightest].append(size.component)
+    return [sorted(names) for names in bins if names]
 
 
 def group_name(names: Sequence[str]) -> str:
@@ -75,12 +75,11 @@ def scores_json(scores: PredictionScores) -> dict[str, Any]:
     }
 
 
-async def _read(settings: Settings, since: datetime | None, names: list[str]) -> Any:
-    conn = await postgres_store.connect_one(settings.postgres)
-    try:
+async def _read(
+    settings: Settings, since: datetime | None, names: list[str]
+) -> history.HistorySlice:
+    async with postgres_store.connection(settings.postgres) as conn:
         return await history.read(conn, since, names)
-    finally:
-        await conn.close()
 
 
 @ray.remote(num_cpus=0.25, scheduling_strategy="SPREAD")
@@ -110,12 +109,9 @@ def fit_group(
     known = np.array([name in params for name in test.components], dtype=bool)
     test = test.select(known[test.seq_component]) if len(test.obs) else test
     if len(test.obs):
-        predicted, _ = fitting.predict(test, params)
-        of_answer = np.repeat(test.seq_component, test.lengths())
-        for k, name in enumerate(test.components):
-            mine = of_answer == k
-            if mine.any():
-                metrics[name] = scores_json(score(predicted[mine], test.obs[mine]))
+        scored = evaluation.score_version(test, ModelParameters(components=params))
+        predicted = scored.predicted
+        metrics = {name: scores_json(s) for name, s in scored.components.items()}
     return GroupResult(
         fits, metrics, predicted.astype(np.float32), test.obs.copy(), taken.attempts,
         taken.first, taken.last, time.monotonic() - began,
@@ -125,11 +121,8 @@ def fit_group(
 async def _sizes(
     settings: Settings, since: datetime | None, components: list[str] | None
 ) -> list[history.ComponentSize]:
-    conn = await postgres_store.connect_one(settings.postgres)
-    try:
+    async with postgres_store.connection(settings.postgres) as conn:
         return await history.component_sizes(conn, since, components)
-    finally:
-        await conn.close()
 
 
 async def _store(
@@ -141,16 +134,13 @@ async def _store(
 ) -> int:
     firsts = [r.first for r in results if r.first is not None]
     lasts = [r.last for r in results if r.last is not None]
-    pool = await postgres_store.connect(settings.postgres, 1)
-    try:
+    async with postgres_store.session(settings.postgres) as pool:
         return await model_store.store(
             pool, document, source,
             data_from=min(firsts, default=None), data_to=max(lasts, default=None),
             metrics=overall,
             component_metrics={k: v for r in results for k, v in r.metrics.items()},
         )  # fmt: skip
-    finally:
-        await pool.close()
 
 
 def run(

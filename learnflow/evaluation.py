@@ -20,6 +20,9 @@ from learnflow.bkt import ModelParameters
 from learnflow.metrics import PredictionScores, score
 from learnflow.sequences import Sequences
 
+HELD_OUT = 0.2
+"""Share of students (chosen by a stable hash of the id) a fit from history never sees and
+evaluation scores on."""
 CALIBRATION_BINS = 10
 EXAMPLE_STUDENTS = 4
 

@@ -95,11 +95,13 @@ def _scaled_sequence(
     odds = 0.0
     lowest = 0.0
     right_odds = wrong_odds = stay0 = learns = stay1 = forgets = 0.0
+    logs_ready = False
     for t in range(n):
         if small == -1 and min(p0, p1) < _NORMAL:
             if min(p0, p1) <= 0.0:
                 return loglik, False
-            if right_odds == 0.0:  # logs only for the rare sequence that needs them
+            if not logs_ready:  # logs only for the rare sequence that needs them
+                logs_ready = True
                 right_odds = _log(guess) - _log(1.0 - slip)
                 wrong_odds = _log(1.0 - guess) - _log(slip)
                 stay0, learns = _log(1.0 - learn), _log(learn)

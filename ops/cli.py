@@ -310,8 +310,7 @@ def _fit_history(
     submit.follow(settings, submission, lambda text: console.print(text, markup=False))
 
     async def document() -> param_file.ParameterFile:
-        pool = await postgres_store.connect(settings.postgres, 1)
-        try:
+        async with postgres_store.session(settings.postgres) as pool:
             version = await pool.fetchval(
                 "SELECT version FROM model_versions WHERE source = $1", source
             )
@@ -320,8 +319,6 @@ def _fit_history(
                     f"job {submission} succeeded but stored no model version"
                 )
             return await model_store.document(pool, version)
-        finally:
-            await pool.close()
 
     fitted = asyncio.run(document())
     param_file.write(out, fitted)
@@ -363,27 +360,21 @@ def evaluate(
     moment = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
 
     async def load() -> tuple[Sequences, ModelParameters, ModelParameters]:
-        pool = await postgres_store.connect(settings.postgres, 1)
-        try:
+        async with postgres_store.session(settings.postgres) as pool:
             stored = await model_store.versions(pool)
             chosen = version if version is not None else max(v.version for v in stored)
             baseline = against if against is not None else (await model_store.published(pool))
             candidate = await model_store.load(pool, chosen)
             live = await model_store.load(pool, baseline or 0)
-            conn = await postgres_store.connect_one(settings.postgres)
-            try:
-                names = wanted or [
-                    size.component for size in await history.component_sizes(conn, moment, None)
-                ]
-                taken = await history.read(conn, moment, names)
-            finally:
-                await conn.close()
-        finally:
-            await pool.close()
+        async with postgres_store.connection(settings.postgres) as conn:
+            names = wanted or [
+                size.component for size in await history.component_sizes(conn, moment, None)
+            ]
+            taken = await history.read(conn, moment, names)
         return taken.sequences, candidate, live
 
     seqs, candidate, live = asyncio.run(load())
-    _, test = seqs.split_by_student(0.2)
+    _, test = seqs.split_by_student(evaluation.HELD_OUT)
     if not len(test.obs):
         raise LearnFlowError("no held-out attempts in the history to score: nothing to evaluate")
     result = evaluation.evaluate(test, candidate, live)
@@ -417,11 +408,8 @@ app.add_typer(model_app, name="model")
 async def _store_model(settings: Settings, document: ParameterFile, source: str) -> int:
     from actors import model_store, postgres_store
 
-    pool = await postgres_store.connect(settings.postgres, 1)
-    try:
+    async with postgres_store.session(settings.postgres) as pool:
         return await model_store.store(pool, document, source)
-    finally:
-        await pool.close()
 
 
 @model_app.command("import")
@@ -445,11 +433,8 @@ def model_list(verbose: Verbose = False) -> None:
     settings = _setup(verbose)
 
     async def run() -> tuple[list[model_store.VersionSummary], int | None]:
-        pool = await postgres_store.connect(settings.postgres, 1)
-        try:
+        async with postgres_store.session(settings.postgres) as pool:
             return await model_store.versions(pool), await model_store.published(pool)
-        finally:
-            await pool.close()
 
     summaries, live = asyncio.run(run())
     table = Table("version", "fitted", "source", "components", "fallbacks", "published")
@@ -479,11 +464,8 @@ def model_publish(
     settings = _setup(verbose)
 
     async def run() -> None:
-        pool = await postgres_store.connect(settings.postgres, 1)
-        try:
+        async with postgres_store.session(settings.postgres) as pool:
             await model_store.publish(pool, version)
-        finally:
-            await pool.close()
 
     asyncio.run(run())
     console.print(

@@ -163,8 +163,9 @@ class Services:
             sorted({name for exercise in catalog.load().values() for name in exercise.components})
         )
         """Every component the course's exercises are tagged with."""
-        self._model = load_model(settings.mastery)
-        self._model_checked = -math.inf
+        self._published = model_store.PublishedModel(
+            load_model(settings.mastery), settings.mastery.model_poll_s
+        )
         self._model_lookup: asyncio.Task[None] | None = None
         self._shards: dict[int, Any] = {}
         self.checkpoints = CheckpointWatch(self.redis, settings.redis, settings.kafka.events_topic)
@@ -214,27 +215,23 @@ class Services:
         Looked up in PostgreSQL at most every ``mastery.model_poll_s``, in the background once
         known, so no read waits for it; on a failure the last known version stays.
         """
-        now = time.monotonic()
-        if now - self._model_checked >= self.settings.mastery.model_poll_s and (
-            self._model_lookup is None or self._model_lookup.done()
-        ):
-            first = self._model_checked == -math.inf
-            self._model_checked = now
+        published = self._published
+        idle = self._model_lookup is None or self._model_lookup.done()
+        first = not published.known
+        if idle and published.claim():
             self._model_lookup = asyncio.create_task(self._look_up_model())
             if first:
                 await asyncio.wait([self._model_lookup], timeout=2.0)
-        return self._model
+        return published.current
 
     async def _look_up_model(self) -> None:
         try:
-            pool = await self.pool()
-            version = await model_store.published(pool)
-            if version is not None and version != self._model.version:
-                self._model = await model_store.load(pool, version)
+            await self._published.refresh(await self.pool(), force=True)
         except (OSError, asyncpg.PostgresError, LearnFlowError) as err:
             logger.warning(
-                "published model version unknown, keeping %d: %r", self._model.version, err
-            )
+                "published model version unknown, keeping %d: %r",
+                self._published.current.version, err,
+            )  # fmt: skip
 
     def progress_keys(self, student_id: str) -> tuple[str, str]:
         """What a progress read needs from Redis: the student's state and its partition's
