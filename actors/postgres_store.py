@@ -10,16 +10,16 @@ from uuid import UUID
 
 import asyncpg
 
-from learnflow.batch_fold import weekly_sums
-from learnflow.batches import AppliedEvent, CheckpointBatch, ComponentStep
+from learnflow.batches import AppliedEvent, CheckpointBatch
 from learnflow.events import AttemptGraded
 from learnflow.settings import PostgresSettings
 
 # A checkpoint is one transaction of three statements. The first locks the watermark of each of
-# its partitions (made at -1 if new) and reads it: every event at or below it is recorded, with
-# its weekly step, because rows, aggregates and watermark are only ever written together. The
-# rest of the checkpoint (rows copied in, weekly aggregates summed per batch) is what lies above,
-# so a replay from any earlier offset records nothing twice, without a unique index on event_id.
+# its partitions (made at -1 if new) and reads it: every event at or below it is recorded,
+# because rows and watermark are only ever written together. The rest of the checkpoint (rows
+# copied in, watermarks moved on) is what lies above, so a replay from any earlier offset
+# records nothing twice, without a unique index on event_id. Weekly aggregates are a view of
+# the rows (migration 0008): nothing to upsert per event.
 _LOCK_WATERMARKS = """
 INSERT INTO partition_checkpoints AS c (topic, partition, kafka_offset)
 SELECT $1, p, -1 FROM unnest($2::int[]) AS p
@@ -30,29 +30,13 @@ RETURNING partition, kafka_offset
 ATTEMPT_COLUMNS = (
     "event_id", "student_id", "exercise_id", "components", "passed", "score", "tests_passed",
     "tests_total", "duration_ms", "submitted_at", "kafka_partition", "kafka_offset",
-    "model_version",
+    "model_version", "mastery",
 )  # fmt: skip
 
-# A weekly row's last_offset is the highest offset it counts: a sum of steps at or below it is
-# never added again, whatever called the store.
-_WEEKLY_AND_WATERMARKS = """
-WITH weekly AS (
-    INSERT INTO weekly_mastery AS w (student_id, component, iso_year, iso_week, attempts,
-                                     correct, p_mastered, last_offset)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::int[],
-                         $7::float8[], $8::bigint[])
-    ON CONFLICT (student_id, component, iso_year, iso_week) DO UPDATE
-    SET attempts = w.attempts + EXCLUDED.attempts,
-        correct = w.correct + EXCLUDED.correct,
-        p_mastered = EXCLUDED.p_mastered,
-        last_offset = EXCLUDED.last_offset,
-        updated_at = now()
-    WHERE w.last_offset < EXCLUDED.last_offset
-    RETURNING 1
-)
+_MOVE_WATERMARKS = """
 UPDATE partition_checkpoints AS c SET kafka_offset = m.kafka_offset, updated_at = now()
-FROM unnest($10::int[], $11::bigint[]) AS m(partition, kafka_offset)
-WHERE c.topic = $9 AND c.partition = m.partition AND c.kafka_offset < m.kafka_offset
+FROM unnest($2::int[], $3::bigint[]) AS m(partition, kafka_offset)
+WHERE c.topic = $1 AND c.partition = m.partition AND c.kafka_offset < m.kafka_offset
 """
 
 
@@ -130,28 +114,14 @@ class PostgresHistoryStore:
                 for row in await conn.fetch(_LOCK_WATERMARKS, topic, partitions)
             }
             rows: list[tuple[Any, ...]] = []
-            steps: list[ComponentStep] = []
             for batch in batches:
-                mark = marks[batch.partition]
-                rows += (_attempt_row(batch, a.offset, a.event) for a in batch.applied
-                         if a.offset > mark)  # fmt: skip
-                steps += (step for step in batch.steps if step.offset > mark)
-            weekly = weekly_sums(steps)
+                mark, partition = marks[batch.partition], batch.partition
+                rows += (_attempt_row(partition, applied) for applied in batch.applied
+                         if applied.offset > mark)  # fmt: skip
             if rows:
                 await conn.copy_records_to_table("attempts", records=rows, columns=ATTEMPT_COLUMNS)
             await conn.execute(
-                _WEEKLY_AND_WATERMARKS,
-                [key[0] for key in weekly],
-                [key[1] for key in weekly],
-                [key[2] for key in weekly],
-                [key[3] for key in weekly],
-                [row.attempts for row in weekly.values()],
-                [row.correct for row in weekly.values()],
-                [row.p_mastered for row in weekly.values()],
-                [row.last_offset for row in weekly.values()],
-                topic,
-                partitions,
-                [batch.last_offset for batch in batches],
+                _MOVE_WATERMARKS, topic, partitions, [batch.last_offset for batch in batches]
             )
 
     async def close(self) -> None:
@@ -174,7 +144,12 @@ class PostgresHistoryStore:
         found: dict[str, list[AppliedEvent]] = {}
         for row in rows:
             found.setdefault(row["student_id"], []).append(
-                AppliedEvent(int(row["kafka_offset"]), _event(row), row["model_version"])
+                AppliedEvent(
+                    int(row["kafka_offset"]),
+                    _event(row),
+                    row["model_version"],
+                    tuple(row["mastery"] or ()),
+                )
             )
         return found
 
@@ -204,11 +179,12 @@ class PostgresHistoryStore:
         return [row["student_id"] for row in rows]
 
 
-def _attempt_row(batch: CheckpointBatch, offset: int, event: AttemptGraded) -> tuple[Any, ...]:
+def _attempt_row(partition: int, applied: AppliedEvent) -> tuple[Any, ...]:
+    offset, event, model_version, mastery = applied
     return (
-        event.event_id, event.student_id, event.exercise_id, list(event.components),
-        event.passed, event.score, event.tests_passed, event.tests_total, event.duration_ms,
-        event.submitted_at, batch.partition, offset, batch.model_version,
+        event.event_id, event.student_id, event.exercise_id, event.components, event.passed,
+        event.score, event.tests_passed, event.tests_total, event.duration_ms,
+        event.submitted_at, partition, offset, model_version, mastery,
     )  # fmt: skip
 
 

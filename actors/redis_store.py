@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import hiredis
+import msgspec
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -71,7 +73,9 @@ def connect(
 # One checkpoint (the batches of one or more partitions) in one script: atomic like MULTI/EXEC,
 # but a single command on the wire. Its arguments are flat, each section prefixed by its count
 # (and each key by its number of values), so Redis reads them without a decoder: a JSON document
-# cost Redis more to decode (cjson, with every value escaped inside it) than the writes.
+# cost Redis more to decode (cjson, with every value escaped inside it) than the writes. A day's
+# key gets its expiry when it is made (when every field written is new): most checkpoints only
+# update a day's values.
 #   ttl, keep, #states, #daily, #attempts, #watermarks,
 #   states:     key, state ...
 #   daily:      key, n, field, value, ... (n values)
@@ -88,8 +92,9 @@ for _ = 1, states do
 end
 for _ = 1, daily do
     local key, n = ARGV[i], tonumber(ARGV[i + 1])
-    redis.call('HSET', key, unpack(ARGV, i + 2, i + 1 + n))
-    redis.call('EXPIRE', key, ttl)
+    if redis.call('HSET', key, unpack(ARGV, i + 2, i + 1 + n)) == n / 2 then
+        redis.call('EXPIRE', key, ttl)  -- every field new, the key likely too
+    end
     i = i + 2 + n
 end
 for _ = 1, attempts do
@@ -105,6 +110,22 @@ for _ = 1, marks do
 end
 return states
 """
+
+
+class AttemptSummary(msgspec.Struct):
+    """One of a student's latest attempts at an exercise, as its sorted set holds it (scored by
+    offset)."""
+
+    event_id: UUID
+    passed: bool
+    score: float
+    tests_passed: int
+    tests_total: int
+    submitted_at: datetime
+    offset: int
+
+
+_SUMMARY_ENCODER = msgspec.json.Encoder()
 
 
 class RedisStateStore:
@@ -140,29 +161,23 @@ class RedisStateStore:
         for batch in batches:
             for student, state in batch.states.items():
                 states += (keys.state(student), state_codec.encode(state))
-        days = daily_values([s for batch in batches for s in batch.steps])
+        days = daily_values([a for batch in batches for a in batch.applied])
         daily: list[Any] = []
         for (student, day), values in days.items():
             daily += (keys.daily_mastery(student, day), 2 * len(values))
             for component, p in values.items():
-                daily += (component, repr(p))
+                daily += (component, p)  # hiredis writes a float in its shortest exact form
         attempts: dict[str, list[Any]] = {}
-        for applied in (a for batch in batches for a in batch.applied):
-            event = applied.event
-            summary = orjson.dumps(
-                {
-                    "event_id": event.event_id,
-                    "passed": event.passed,
-                    "score": event.score,
-                    "tests_passed": event.tests_passed,
-                    "tests_total": event.tests_total,
-                    "submitted_at": event.submitted_at,
-                    "offset": applied.offset,
-                }
-            )
-            attempts.setdefault(keys.attempts(event.student_id, event.exercise_id), []).extend(
-                (applied.offset, summary)
-            )
+        encode = _SUMMARY_ENCODER.encode
+        for batch in batches:
+            for offset, event, *_ in batch.applied:
+                summary = AttemptSummary(
+                    event.event_id, event.passed, event.score, event.tests_passed,
+                    event.tests_total, event.submitted_at, offset,
+                )  # fmt: skip
+                attempts.setdefault(keys.attempts(event.student_id, event.exercise_id), []).extend(
+                    (offset, encode(summary))
+                )
         counts = (len(states) // 2, len(days), len(attempts), len(batches))
         args: list[Any] = [self._ttl, self._attempts_kept, *counts, *states, *daily]
         for key, members in attempts.items():

@@ -23,8 +23,8 @@ from actors import model_store, postgres_store, redis_store
 from actors.checkpoint import HistoryStore, StateStore
 from actors.postgres_store import PostgresHistoryStore
 from actors.redis_store import RedisStateStore
-from learnflow.batch_fold import FoldedBatch, component_steps, fold_batch, parse_batch
-from learnflow.batches import AppliedEvent, BatchResult, CheckpointBatch, ComponentStep, Record
+from learnflow.batch_fold import FoldedBatch, applied_event, fold_batch, parse_batch
+from learnflow.batches import AppliedEvent, BatchResult, CheckpointBatch, Record
 from learnflow.bkt import ModelParameters
 from learnflow.deadline import Deadline
 from learnflow.model_loading import load_model
@@ -338,20 +338,16 @@ class StudentShard:
                     models[item.model_version] = await self._stored_model(item.model_version)
         states: dict[str, StudentState] = {}
         applied: list[AppliedEvent] = []
-        steps: list[ComponentStep] = []
         for student, events in history.items():
             state = StudentState(student)
             for item in events:
                 model = models[item.model_version]
                 state = state.apply(item.event, model, self._thresholds, item.offset)
                 if item.offset > redis_mark:
-                    applied.append(item)
-                    steps.extend(component_steps(item.offset, item.event, state))
+                    applied.append(applied_event(item.offset, item.event, state, model.version))
             states[student] = state
         version = self._stores.model.version
-        batch = CheckpointBatch(
-            self.topic, self.partition, history_mark, applied, steps, states, version
-        )
+        batch = CheckpointBatch(self.topic, self.partition, history_mark, applied, states, version)
         await self._stores.redis.save([batch])
 
     async def _stored_model(self, version: int) -> ModelParameters:

@@ -371,7 +371,6 @@ async def _drop_history(settings: Settings, run: str) -> None:
     try:
         pattern = f"bench-{run}-%"
         await conn.execute("DELETE FROM attempts WHERE student_id LIKE $1", pattern)
-        await conn.execute("DELETE FROM weekly_mastery WHERE student_id LIKE $1", pattern)
         await conn.execute(
             "DELETE FROM partition_checkpoints WHERE topic = $1", settings.kafka.events_topic
         )

@@ -1,4 +1,4 @@
-"""The pure part of a shard's batch: parse, skip replays, apply, record each component's step.
+"""The pure part of a shard's batch: parse, skip replays, apply, note each event's mastery.
 
 A shard loads the states of the students a batch names, calls :func:`fold_batch`, writes the
 :class:`~learnflow.batches.CheckpointBatch` it returns, and only then moves its memory on. Nothing
@@ -7,19 +7,19 @@ produced applies nothing, and folding any prefix and then the rest (from any ear
 ends in the states and aggregates of one fold of the whole.
 
 The aggregates follow the rules the stores apply: :func:`daily_values` is what the Redis
-checkpoint writes (a day's last value per component), :func:`merge_weekly` what the PostgreSQL
-checkpoint does (a step counts only above its row's ``last_offset``, which the partition's
-watermark guarantees there: a checkpoint adds the :func:`weekly_sums` of the steps above it).
+checkpoint writes (a day's last value per component), :func:`weekly_rows` what PostgreSQL's
+``weekly_mastery`` view reads from the attempt rows (each recorded once: a checkpoint records
+only the events above its partition's watermark).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from learnflow.batches import AppliedEvent, CheckpointBatch, ComponentStep, DeadLetter, Record
+from learnflow.batches import AppliedEvent, CheckpointBatch, DeadLetter, Record
 from learnflow.bkt import ModelParameters
 from learnflow.events import AttemptGraded, parse_event
 from learnflow.exceptions import InvalidEventError
@@ -91,8 +91,8 @@ def fold_batch(
     """
     working: dict[str, StudentState] = {}
     applied: list[AppliedEvent] = []
-    steps: list[ComponentStep] = []
     timestamps: list[int] = []
+    version = model.version
     dead = list(batch.dead)
     skipped = 0
     for record in batch.records:
@@ -103,42 +103,33 @@ def fold_batch(
             skipped += 1
             continue
         try:
-            day = utc_day(event.submitted_at)
-            state = state.apply(event, model, thresholds, offset, day)
+            state = state.apply(event, model, thresholds, offset)
         except Exception as err:  # a failing event is dead-lettered, the stream goes on
             dead.append(DeadLetter(offset, event.key, record.value, f"apply failed: {err!r}"))
             continue
         working[student] = state
-        applied.append(AppliedEvent(offset, event))
-        steps.extend(component_steps(offset, event, state, day))
+        applied.append(applied_event(offset, event, state, version))
         timestamps.append(record.timestamp_ms)
     dead.sort(key=lambda letter: letter.offset)
-    checkpoint = CheckpointBatch(
-        topic, partition, batch.last_offset, applied, steps, working, model.version
-    )
+    checkpoint = CheckpointBatch(topic, partition, batch.last_offset, applied, working, version)
     return FoldedBatch(checkpoint, tuple(dead), skipped, tuple(timestamps))
 
 
-def component_steps(
-    offset: int, event: AttemptGraded, state: StudentState, day: date | None = None
-) -> list[ComponentStep]:
-    """The P(mastered) of each of the event's components in ``state``, right after it (``day``:
-    the UTC day of its ``submitted_at``, if the caller has it)."""
-    if day is None:
-        day = utc_day(event.submitted_at)
-    year, week = iso_week_of(day)
-    student, passed, components = event.student_id, event.passed, state.components
-    return [
-        ComponentStep(student, name, offset, passed, components[name].p_mastered, day, year, week)
-        for name in event.components
-    ]
+def applied_event(
+    offset: int, event: AttemptGraded, state: StudentState, model_version: int
+) -> AppliedEvent:
+    """``event`` at ``offset`` as applied: ``state`` is its student's state right after it."""
+    components = state.components
+    mastery = tuple([components[name].p_mastered for name in event.components])
+    return AppliedEvent(offset, event, model_version, mastery)
 
 
-def daily_values(steps: Iterable[ComponentStep]) -> dict[tuple[str, date], dict[str, float]]:
-    """Each (student, UTC day)'s last P(mastered) per component among ``steps`` (in order)."""
+def daily_values(applied: Iterable[AppliedEvent]) -> dict[tuple[str, date], dict[str, float]]:
+    """Each (student, UTC day)'s last P(mastered) per component among ``applied`` (in order)."""
     days: dict[tuple[str, date], dict[str, float]] = {}
-    for step in steps:
-        days.setdefault((step.student_id, step.day), {})[step.component] = step.p_mastered
+    for _, event, _, mastery in applied:
+        values = days.setdefault((event.student_id, utc_day(event.submitted_at)), {})
+        values.update(zip(event.components, mastery, strict=True))
     return days
 
 
@@ -154,56 +145,19 @@ class WeeklyRow:
     last_offset: int
 
 
-def weekly_sums(steps: Iterable[ComponentStep]) -> dict[WeeklyKey, WeeklyRow]:
-    """``steps`` (in offset order) summed per weekly row: what one checkpoint adds to it. The
-    value and ``last_offset`` are those of the row's last step."""
-    sums: dict[WeeklyKey, list[Any]] = {}
-    for step in steps:
-        key = (step.student_id, step.component, step.iso_year, step.iso_week)
-        row = sums.get(key)
-        if row is None:
-            sums[key] = [1, int(step.passed), step.p_mastered, step.offset]
-        else:
-            row[0] += 1
-            row[1] += step.passed
-            row[2] = step.p_mastered
-            row[3] = step.offset
-    return {key: WeeklyRow(*row) for key, row in sums.items()}
-
-
-def add_weekly_sums(
-    rows: Mapping[WeeklyKey, WeeklyRow], sums: Mapping[WeeklyKey, WeeklyRow]
-) -> dict[WeeklyKey, WeeklyRow]:
-    """``rows`` with one checkpoint's :func:`weekly_sums` added, as the PostgreSQL upsert adds
-    them: a sum whose ``last_offset`` its row has already counted adds nothing."""
-    added = dict(rows)
-    for key, part in sums.items():
-        row = added.get(key)
-        if row is None:
-            added[key] = part
-        elif row.last_offset < part.last_offset:
-            added[key] = WeeklyRow(
-                row.attempts + part.attempts,
-                row.correct + part.correct,
-                part.p_mastered,
-                part.last_offset,
-            )
-    return added
-
-
-def merge_weekly(
-    rows: Mapping[WeeklyKey, WeeklyRow], steps: Iterable[ComponentStep]
-) -> dict[WeeklyKey, WeeklyRow]:
-    """``rows`` with ``steps`` counted in: a step at or below its row's ``last_offset`` was
-    counted before (a replay) and adds nothing."""
-    merged = dict(rows)
-    for step in steps:
-        key = (step.student_id, step.component, step.iso_year, step.iso_week)
-        row = merged.get(key)
-        if row is not None and step.offset <= row.last_offset:
-            continue
-        attempts, correct = (row.attempts, row.correct) if row is not None else (0, 0)
-        merged[key] = WeeklyRow(
-            attempts + 1, correct + int(step.passed), step.p_mastered, step.offset
-        )
-    return merged
+def weekly_rows(applied: Iterable[AppliedEvent]) -> dict[WeeklyKey, WeeklyRow]:
+    """The weekly aggregates of a partition's recorded events (each once, any order), as the
+    ``weekly_mastery`` view makes them: per (student, component, UTC ISO week) the attempts,
+    the correct ones, and the P(mastered) of the one with the highest offset."""
+    rows: dict[WeeklyKey, WeeklyRow] = {}
+    for offset, event, _, mastery in applied:
+        year, week = iso_week_of(utc_day(event.submitted_at))
+        for component, p in zip(event.components, mastery, strict=True):
+            key = (event.student_id, component, year, week)
+            row = rows.get(key)
+            if row is None:
+                rows[key] = WeeklyRow(1, int(event.passed), p, offset)
+                continue
+            last = (p, offset) if offset > row.last_offset else (row.p_mastered, row.last_offset)
+            rows[key] = WeeklyRow(row.attempts + 1, row.correct + event.passed, *last)
+    return rows

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import NamedTuple
 
 from learnflow.events import AttemptGraded
@@ -43,26 +42,15 @@ class BatchResult:
 
 
 class AppliedEvent(NamedTuple):
-    """An event a shard applied, with where it came from."""
+    """An event a shard applied, with where it came from and what it left."""
 
     offset: int
     event: AttemptGraded
     model_version: int = 0
     """The parameter version it was applied with, as the history recorded it."""
-
-
-class ComponentStep(NamedTuple):
-    """One component's P(mastered) right after one applied event (a tuple: one is made per
-    component of every event, on the hot path)."""
-
-    student_id: str
-    component: str
-    offset: int
-    passed: bool
-    p_mastered: float
-    day: date
-    iso_year: int
-    iso_week: int
+    mastery: tuple[float, ...] = ()
+    """P(mastered) of each of the event's components right after it, in the event's order:
+    what daily mastery and the weekly aggregates are made of."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +62,6 @@ class CheckpointBatch:
     last_offset: int
     """The highest offset the batch covered: the partition's new watermark."""
     applied: Sequence[AppliedEvent] = ()
-    steps: Sequence[ComponentStep] = ()
     states: Mapping[str, StudentState] = field(default_factory=dict)
     """The new state of every student the batch changed."""
     model_version: int = 0

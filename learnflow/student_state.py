@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from types import MappingProxyType
 
+import msgspec
+
 from learnflow.bkt import ModelParameters
 from learnflow.events import AttemptGraded
 from learnflow.levels import DEFAULT_THRESHOLDS, Level, LevelThresholds
@@ -18,9 +20,13 @@ from learnflow.levels import DEFAULT_THRESHOLDS, Level, LevelThresholds
 NO_OFFSET = -1
 
 
-@dataclass(frozen=True, slots=True)
-class ComponentMastery:
-    """One (student, component): P(mastered) and what the level ladder needs to know."""
+class ComponentMastery(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One (student, component): P(mastered) and what the level ladder needs to know.
+
+    A struct made in C: one is made per component of every event, and every resident student
+    holds a few. It holds no containers, so the cyclic garbage collector never needs to walk
+    it (``gc=False``); in JSON it is an array of its fields, in order.
+    """
 
     p_mastered: float
     attempts: int = 0
@@ -46,7 +52,7 @@ class ComponentMastery:
 
 def utc_day(moment: datetime) -> date:
     """The UTC day of ``moment``: the day levels, daily mastery and ISO weeks count in."""
-    return moment.astimezone(UTC).date()
+    return moment.date() if moment.tzinfo is UTC else moment.astimezone(UTC).date()
 
 
 def attempt_component(

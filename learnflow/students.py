@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Final
 
+import msgspec
 from pydantic import StringConstraints
 
 RULE: Final = (
@@ -18,10 +19,17 @@ RULE: Final = (
 )
 _FIRST, _REST = "A-Za-z0-9", "A-Za-z0-9_.:@-"
 PATTERN: Final = rf"^[{_FIRST}][{_REST}]{{0,63}}$"
+"""The rule as a regular expression (``$`` is the end of the text in pydantic's engine)."""
+_WHOLE: Final = rf"^[{_FIRST}][{_REST}]{{0,63}}\Z"
 _MATCHER: Final = re.compile(rf"[{_FIRST}][{_REST}]{{0,63}}", re.ASCII)
 
-StudentId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=PATTERN)]
-"""A student id in a pydantic model (wire formats)."""
+StudentId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=PATTERN),
+    msgspec.Meta(min_length=1, max_length=64, pattern=_WHOLE),
+]
+"""A student id in a wire format: a pydantic model or a msgspec struct (each reads its own
+constraint; Python's ``$`` would let a trailing newline through, so msgspec's says ``\\Z``)."""
 
 
 def is_valid(value: str) -> bool:

@@ -18,12 +18,15 @@ from confluent_kafka import Consumer, TopicPartition
 from actors import registry
 from ingest.producer import Delivery, EventProducer
 from learnflow import keys, state_codec, synthetic
+from learnflow.batch_fold import applied_event, daily_values
+from learnflow.batches import AppliedEvent
 from learnflow.bkt import ModelParameters
 from learnflow.deadline import Deadline
 from learnflow.events import AttemptGraded
+from learnflow.levels import LevelThresholds
 from learnflow.model_loading import load_model
 from learnflow.settings import Settings
-from learnflow.student_state import fold
+from learnflow.student_state import StudentState, fold
 from learnflow.weekly import weekly_aggregates
 
 
@@ -94,12 +97,23 @@ def assert_matches_fold(
             assert got[student].components == expected[student].components, student
             assert got[student].applied_offset == last_offset[student], student
 
-    # 2. Redis
+    # 2. Redis: states, and each day's last P(mastered) per component, expiring
+    days = daily_values(_applied(by_student, model, thresholds))
     client = redis.Redis.from_url(settings.redis.url)
     try:
         raw = client.mget([keys.state(s) for s in expected])
+        pipe = client.pipeline(transaction=False)
+        for student, day in days:
+            pipe.hgetall(keys.daily_mastery(student, day))
+            pipe.ttl(keys.daily_mastery(student, day))
+        daily = pipe.execute()
     finally:
         client.close()
+    for (student, day), values, saved_values, ttl in zip(
+        days, days.values(), daily[::2], daily[1::2], strict=True
+    ):
+        assert {k.decode(): float(v) for k, v in saved_values.items()} == values, (student, day)
+        assert ttl > 0, f"daily mastery of {student} on {day} does not expire"
     for (student, state), value in zip(expected.items(), raw, strict=True):
         assert value is not None, f"no Redis state for {student}"
         saved = state_codec.decode(value)
@@ -122,6 +136,21 @@ def assert_matches_fold(
                 student,
                 key,
             )
+
+
+def _applied(
+    by_student: dict[str, list[tuple[int, AttemptGraded]]],
+    model: ModelParameters,
+    thresholds: LevelThresholds,
+) -> list[AppliedEvent]:
+    """Every student's events as the reference fold applies them, in offset order."""
+    applied = []
+    for student, items in by_student.items():
+        state = StudentState(student)
+        for offset, event in sorted(items):
+            state = state.apply(event, model, thresholds, offset)
+            applied.append(applied_event(offset, event, state, model.version))
+    return applied
 
 
 async def _postgres_view(

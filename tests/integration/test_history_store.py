@@ -15,8 +15,8 @@ from actors import postgres_store
 from actors.postgres_store import PostgresHistoryStore
 from actors.shard import ShardStores, StudentShard
 from learnflow import keys, state_codec
-from learnflow.batch_fold import component_steps
-from learnflow.batches import AppliedEvent, CheckpointBatch, ComponentStep
+from learnflow.batch_fold import applied_event
+from learnflow.batches import AppliedEvent, CheckpointBatch
 from learnflow.events import AttemptGraded
 from learnflow.model_loading import load_model
 from learnflow.settings import Settings
@@ -43,11 +43,7 @@ def _batches(
         by_student.setdefault(event.student_id, []).append(event)
         pieces.append(
             CheckpointBatch(
-                topic,
-                partition,
-                offset,
-                [AppliedEvent(offset, event)],
-                component_steps(offset, event, state),
+                topic, partition, offset, [applied_event(offset, event, state, model.version)]
             )
         )
     return pieces, by_student
@@ -55,9 +51,8 @@ def _batches(
 
 def _merge(pieces: list[CheckpointBatch]) -> CheckpointBatch:
     applied: list[AppliedEvent] = [a for piece in pieces for a in piece.applied]
-    steps: list[ComponentStep] = [s for piece in pieces for s in piece.steps]
     first = pieces[0]
-    return CheckpointBatch(first.topic, first.partition, pieces[-1].last_offset, applied, steps)
+    return CheckpointBatch(first.topic, first.partition, pieces[-1].last_offset, applied)
 
 
 def test_overlapping_replays_record_each_event_and_step_once(settings: Settings) -> None:

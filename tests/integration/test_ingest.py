@@ -8,6 +8,7 @@ import signal
 import time
 import uuid
 
+import msgspec
 import pytest
 import ray
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -162,8 +163,8 @@ def test_a_killed_shard_recovers_lazily(settings: Settings) -> None:
     shard = registry.shard(settings, partition)
     assert ray.get(shard.stats.remote(partition))["resident_students"] >= 100_000
 
-    follow_up = make_events(students=1, total=1, seed=6)[0].model_copy(
-        update={"student_id": events[0].student_id}
+    follow_up = msgspec.structs.replace(
+        make_events(students=1, total=1, seed=6)[0], student_id=events[0].student_id
     )
     began = time.monotonic()
     ray.kill(shard, no_restart=False)

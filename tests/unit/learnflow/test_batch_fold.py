@@ -14,14 +14,12 @@ from learnflow.batch_fold import (
     FoldedBatch,
     WeeklyKey,
     WeeklyRow,
-    add_weekly_sums,
     daily_values,
     fold_batch,
-    merge_weekly,
     parse_batch,
-    weekly_sums,
+    weekly_rows,
 )
-from learnflow.batches import ComponentStep, Record
+from learnflow.batches import AppliedEvent, Record
 from learnflow.bkt import BKTParams, ModelParameters
 from learnflow.events import AttemptGraded, parse_event
 from learnflow.exceptions import InvalidEventError
@@ -39,8 +37,7 @@ class Partition:
     def __init__(self) -> None:
         self.states: dict[str, StudentState] = {}
         self.daily: dict[tuple[str, object], dict[str, float]] = {}
-        self.weekly: dict[WeeklyKey, WeeklyRow] = {}
-        self.attempts: list[str] = []
+        self.recorded: list[AppliedEvent] = []
         self.dead: set[int] = set()
         self.watermark = -1
 
@@ -53,17 +50,22 @@ class Partition:
 
     def write(self, folded: FoldedBatch) -> None:
         batch = folded.checkpoint
-        # PostgreSQL records what lies above the partition's watermark, which moves on in the
-        # same transaction: attempt rows, and the steps summed per weekly row (a row counts a
-        # sum only above its last_offset).
-        above = [step for step in batch.steps if step.offset > self.watermark]
-        self.weekly = add_weekly_sums(self.weekly, weekly_sums(above))
-        self.attempts += [str(a.event.event_id) for a in batch.applied if a.offset > self.watermark]
+        # PostgreSQL records the attempt rows above the partition's watermark, which moves on
+        # in the same transaction; its weekly aggregates are a view of those rows.
+        self.recorded += [a for a in batch.applied if a.offset > self.watermark]
         self.watermark = max(self.watermark, batch.last_offset)
-        for day, values in daily_values(batch.steps).items():
+        for day, values in daily_values(batch.applied).items():
             self.daily.setdefault(day, {}).update(values)
         self.states.update(batch.states)
         self.dead.update(letter.offset for letter in folded.dead)
+
+    @property
+    def weekly(self) -> dict[WeeklyKey, WeeklyRow]:
+        return weekly_rows(self.recorded)
+
+    @property
+    def attempts(self) -> list[str]:
+        return [str(a.event.event_id) for a in self.recorded]
 
 
 def events_of(records: Sequence[Record]) -> list[AttemptGraded]:
@@ -121,7 +123,7 @@ def test_a_duplicate_batch_applies_nothing(records: list[Record]) -> None:
 
     again = partition.deliver(records)
 
-    assert again.checkpoint.applied == [] and again.checkpoint.steps == []
+    assert again.checkpoint.applied == []
     assert again.checkpoint.states == {}
     assert again.skipped == len(events_of(records))
     assert {letter.offset for letter in again.dead} == partition.dead
@@ -169,33 +171,33 @@ def test_a_replay_from_states_that_lost_a_checkpoint_counts_nothing_twice(
 
 
 @given(partition_records(), st.data())
-def test_weekly_sums_of_a_batch_merge_like_its_steps_one_by_one(
+def test_weekly_rows_do_not_depend_on_the_order_rows_are_read_in(
     records: list[Record], data: st.DataObject
 ) -> None:
-    """What PostgreSQL adds per weekly row (a batch's sums) equals the per-step rule."""
+    """The view groups rows in whatever order PostgreSQL reads them."""
     folded = fold_batch("t", 0, parse_batch(records), {}.get, MODEL, DEFAULT_THRESHOLDS)
-    steps = list(folded.checkpoint.steps)
-    cut = data.draw(st.integers(min_value=0, max_value=len(steps)))
-    merged = add_weekly_sums(merge_weekly({}, steps[:cut]), weekly_sums(steps[cut:]))
-    assert merged == merge_weekly({}, steps)
+    applied = list(folded.checkpoint.applied)
+    shuffled = data.draw(st.permutations(applied))
+
+    assert weekly_rows(shuffled) == weekly_rows(applied)
 
 
-def test_steps_carry_each_components_mastery_after_the_event() -> None:
+def test_applied_events_carry_each_components_mastery_after_them() -> None:
     records = [
         (0, b"s1", _event("s1", ("loops", "lists"), True).to_json(), 1),
         (1, b"s1", _event("s1", ("loops",), False).to_json(), 2),
     ]
     folded = fold_batch("t", 0, parse_batch(records), {}.get, MODEL, DEFAULT_THRESHOLDS)
-    steps: Sequence[ComponentStep] = folded.checkpoint.steps
+    applied: Sequence[AppliedEvent] = folded.checkpoint.applied
     state = folded.checkpoint.states["s1"]
 
-    assert [(s.component, s.offset, s.passed) for s in steps] == [
-        ("loops", 0, True),
-        ("lists", 0, True),
-        ("loops", 1, False),
+    assert [(a.offset, a.event.components, len(a.mastery)) for a in applied] == [
+        (0, ("loops", "lists"), 2),
+        (1, ("loops",), 1),
     ]
-    assert steps[-1].p_mastered == state.components["loops"].p_mastered
-    assert steps[1].p_mastered == state.components["lists"].p_mastered
+    assert applied[-1].mastery == (state.components["loops"].p_mastered,)
+    assert applied[0].mastery[1] == state.components["lists"].p_mastered
+    assert applied[0].mastery[0] != applied[1].mastery[0]
     assert folded.timestamps_ms == (1, 2) and state.applied_offset == 1
 
 

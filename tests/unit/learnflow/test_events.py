@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -145,7 +146,7 @@ def test_unknown_field_is_named() -> None:
     ("raw", "needle"),
     [
         (b"{not json", "Invalid JSON"),
-        (b"[]", "should be an object"),
+        (b"[]", "Expected `object`, got `array`"),
         (None, "empty"),
         (b" " * (MAX_EVENT_BYTES + 1), "over the"),
     ],
@@ -177,3 +178,20 @@ def _valid() -> dict[str, Any]:
 
 def test_the_hand_written_example_is_valid() -> None:
     assert parse_event(json.dumps(_valid()).encode()).student_id == "student-1"
+
+
+@given(attempt_events())
+def test_an_invalid_event_never_reaches_the_wire(event: AttemptGraded) -> None:
+    unfit = msgspec.structs.replace(event, score=event.score + 1.5)
+
+    with pytest.raises(InvalidEventError, match="score"):
+        unfit.to_json()
+
+
+def test_rules_between_fields_hold_on_construction() -> None:
+    data = {**_valid(), "tests_passed": 4, "components": ("loops",)}
+
+    with pytest.raises(ValueError, match="exceeds tests_total"):
+        AttemptGraded(
+            **{k: v for k, v in data.items() if k not in ("schema_version", "event_type")}
+        )

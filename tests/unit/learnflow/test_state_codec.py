@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+import pytest
 from hypothesis import given
 
 from learnflow import keys, state_codec
@@ -22,6 +24,14 @@ def test_encode_decode_is_exact(events: list[AttemptGraded]) -> None:
     )
 
     assert state_codec.decode(state_codec.encode(state)) == state
+    assert state_codec.decode(encode_v1(state)) == state
+    saved = state_codec.decode(state_codec.encode(state))
+    assert all(
+        mine.last_attempt_at == theirs.last_attempt_at
+        and mine.last_attempt_at.utcoffset() == theirs.last_attempt_at.utcoffset()
+        for name, theirs in state.components.items()
+        if (mine := saved.components[name]).last_attempt_at is not None
+    )
 
 
 def test_a_state_saved_before_model_versions_reads_as_the_built_in_version() -> None:
@@ -55,3 +65,31 @@ def test_a_students_keys_share_one_cluster_slot() -> None:
     ]
 
     assert all("{" + student + "}" in key for key in tagged)
+
+
+def test_something_else_is_not_read_as_a_state() -> None:
+    with pytest.raises(ValueError, match="not a student state"):
+        state_codec.decode(b'[3, "ada", 4, 0, {}]')
+
+
+def encode_v1(state: StudentState) -> bytes:
+    """A state as checkpoints wrote it before version 2."""
+    return orjson.dumps(
+        {
+            "v": 1,
+            "student_id": state.student_id,
+            "applied_offset": state.applied_offset,
+            "model_version": state.model_version,
+            "components": {
+                name: {
+                    "p": c.p_mastered,
+                    "attempts": c.attempts,
+                    "correct": c.correct,
+                    "last": c.last_attempt_at,
+                    "proficient_since": c.proficient_since,
+                    "confirmed_on": c.confirmed_on,
+                }
+                for name, c in state.components.items()
+            },
+        }
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from hypothesis import given
 
 from learnflow.bkt import BKTParams, ModelParameters
@@ -35,7 +36,7 @@ def test_fold_is_deterministic(events: list[AttemptGraded]) -> None:
 def test_fold_depends_on_answers_and_order_not_on_identifiers(events: list[AttemptGraded]) -> None:
     student = events[0].student_id
     relabelled = [
-        e.model_copy(update={"event_id": uuid.uuid4(), "exercise_id": "other", "duration_ms": 999})
+        msgspec.structs.replace(e, event_id=uuid.uuid4(), exercise_id="other", duration_ms=999)
         for e in events
     ]
 
