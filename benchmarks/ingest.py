@@ -439,7 +439,7 @@ async def _postgres_row_floor(settings: Settings, rows: int) -> float:
                     columns=ATTEMPT_COLUMNS,
                     records=[
                         (uuid.uuid4(), f"floor-{n % 1000}", "floor", ["loops"], True, 1.0, 1, 1,
-                         5, now, -1, n, 0)
+                         5, now, -1, n, 0, [0.5])
                         for n in range(start, start + 2000)
                     ],
                 )  # fmt: skip
@@ -451,7 +451,7 @@ async def _postgres_row_floor(settings: Settings, rows: int) -> float:
 
 
 def postgres_row_floor(settings: Settings, rows: int = 20_000) -> float:
-    """PostgreSQL CPU µs to insert one attempt row (no weekly aggregate, nothing kept)."""
+    """PostgreSQL CPU µs to insert one attempt row (nothing kept)."""
     return asyncio.run(_postgres_row_floor(settings, rows))
 
 
@@ -528,7 +528,7 @@ def main() -> None:
         postgres_us = full_path_cpu[0].get("PostgreSQL", 0.0) / EVENTS * 1e6
         say(
             f"  PostgreSQL, one bare attempt row copied in: {row_us:.1f} µs CPU "
-            f"(per event in the full path, weekly aggregates included: {postgres_us:.0f} µs)"
+            f"(per event in the full path: {postgres_us:.0f} µs)"
         )
         say(
             f"  the full path used {full_us:.0f} µs of CPU per event: 2 cores allow at most "

@@ -15,18 +15,45 @@ from uuid import UUID, uuid5
 
 import msgspec
 
+from learnflow import students
 from learnflow.exceptions import InvalidEventError
 from learnflow.students import StudentId
 
 MAX_EVENT_BYTES: Final = 64 * 1024
 """Values larger than this are rejected before they are parsed."""
 
-ExerciseId = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*\Z")
-]
-ComponentId = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_-]*\Z")
-]
+ExerciseId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+"""Lowercase ASCII letters, digits and ``_ . -``, starting with a letter or digit."""
+ComponentId = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+"""Lowercase ASCII letters, digits and ``_ -``, starting with a letter."""
+
+_EXERCISE: Final = r"[a-z0-9][a-z0-9_.-]*"
+_COMPONENT: Final = r"[a-z][a-z0-9_-]*"
+# Every id of an event in one match (one call instead of one per id, on the hot path): the ids
+# joined by NUL, which no id may hold.
+_IDS: Final = re.compile(rf"{students.WHOLE_ID}\x00{_EXERCISE}(?:\x00{_COMPONENT})+", re.ASCII)
+_ID_RULES: Final = {
+    "student_id": (re.compile(students.WHOLE_ID, re.ASCII), students.RULE),
+    "exercise_id": (
+        re.compile(_EXERCISE, re.ASCII),
+        "lowercase letters, digits and _ . -, starting with a letter or digit",
+    ),
+    "components": (
+        re.compile(_COMPONENT, re.ASCII),
+        "lowercase letters, digits and _ -, starting with a letter",
+    ),
+}
+
+
+def _bad_ids(field: str, value: object) -> list[str]:
+    """What is wrong with the ids in one field (``components``: each of them), as
+    ``field: reason`` lines; none if they follow their rule."""
+    matcher, rule = _ID_RULES[field]
+    if field != "components":
+        return [] if matcher.fullmatch(str(value)) else [f"{field}: {rule}"]
+    values = value if isinstance(value, tuple | list) else ()
+    return [f"components.{n}: {rule}" for n, one in enumerate(values)
+            if not matcher.fullmatch(str(one))]  # fmt: skip
 
 
 class AttemptGraded(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -37,8 +64,8 @@ class AttemptGraded(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     another student's attempt.
 
     The constraints are checked where bytes come in (:func:`parse_event`), by a compiled
-    decoder: it runs once per event on the ingest's hot path. The two rules that relate fields
-    are checked on construction as well.
+    decoder: it runs once per event on the ingest's hot path. The rules of ids and those that
+    relate fields are checked on construction as well.
     """
 
     schema_version: Literal[1] = 1
@@ -55,6 +82,11 @@ class AttemptGraded(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     submitted_at: Annotated[datetime, msgspec.Meta(tz=True)]
 
     def __post_init__(self) -> None:
+        ids = "\x00".join((self.student_id, self.exercise_id, *self.components))
+        if _IDS.fullmatch(ids) is None or ids.count("\x00") != len(self.components) + 1:
+            raise ValueError(
+                next(line for f in _ID_RULES for line in _bad_ids(f, getattr(self, f)))
+            )
         if len(set(self.components)) != len(self.components):
             raise ValueError("components: must not repeat")
         if self.tests_passed > self.tests_total:
@@ -141,6 +173,10 @@ def _every_error(raw: bytes) -> InvalidEventError | None:
             msgspec.convert(document[name], kind)
         except msgspec.ValidationError as err:
             found.append(invalid_event_from(err, prefix=name))
+            continue
+        if name in _ID_RULES:
+            found += (invalid_event_from(msgspec.ValidationError(line))
+                      for line in _bad_ids(name, document[name]))  # fmt: skip
     found += (InvalidEventError(f"{name}: unknown field", (name,))
               for name in document if name not in _FIELD_TYPES)  # fmt: skip
     if not found:
