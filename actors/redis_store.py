@@ -75,11 +75,14 @@ def connect(
 # (and each key by its number of values), so Redis reads them without a decoder: a JSON document
 # cost Redis more to decode (cjson, with every value escaped inside it) than the writes. A day's
 # key gets its expiry when it is made (when every field written is new): most checkpoints only
-# update a day's values.
+# update a day's values. A student's latest attempts at an exercise are trimmed to
+# ``attempts_kept`` when a checkpoint adds several, or one of the one in 16 events whose id ends
+# in four zero bits (ids are hashes): about every 16th time, not every time, a call per event
+# less. Readers take the newest ``attempts_kept``.
 #   ttl, keep, #states, #daily, #attempts, #watermarks,
 #   states:     key, state ...
 #   daily:      key, n, field, value, ... (n values)
-#   attempts:   key, n, score, member, ... (n values)
+#   attempts:   key, trim (1 or 0), n, score, member, ... (n values)
 #   watermarks: key, offset, channel ...
 _SAVE_BATCH = """
 local ttl, trim = ARGV[1], -tonumber(ARGV[2]) - 1
@@ -98,10 +101,12 @@ for _ = 1, daily do
     i = i + 2 + n
 end
 for _ = 1, attempts do
-    local key, n = ARGV[i], tonumber(ARGV[i + 1])
-    redis.call('ZADD', key, unpack(ARGV, i + 2, i + 1 + n))
-    redis.call('ZREMRANGEBYRANK', key, 0, trim)
-    i = i + 2 + n
+    local key, trim_now, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+    redis.call('ZADD', key, unpack(ARGV, i + 3, i + 2 + n))
+    if trim_now == '1' then
+        redis.call('ZREMRANGEBYRANK', key, 0, trim)
+    end
+    i = i + 3 + n
 end
 for _ = 1, marks do
     redis.call('SET', ARGV[i], ARGV[i + 1])
@@ -126,6 +131,7 @@ class AttemptSummary(msgspec.Struct):
 
 
 _SUMMARY_ENCODER = msgspec.json.Encoder()
+_TRIM_MASK = 15
 
 
 class RedisStateStore:
@@ -168,20 +174,22 @@ class RedisStateStore:
             for component, p in values.items():
                 daily += (component, p)  # hiredis writes a float in its shortest exact form
         attempts: dict[str, list[Any]] = {}
+        due: set[str] = set()  # the keys this checkpoint trims
         encode = _SUMMARY_ENCODER.encode
         for batch in batches:
             for offset, event, *_ in batch.applied:
+                key = keys.attempts(event.student_id, event.exercise_id)
+                if key in attempts or event.event_id.int & _TRIM_MASK == 0:
+                    due.add(key)
                 summary = AttemptSummary(
                     event.event_id, event.passed, event.score, event.tests_passed,
                     event.tests_total, event.submitted_at, offset,
                 )  # fmt: skip
-                attempts.setdefault(keys.attempts(event.student_id, event.exercise_id), []).extend(
-                    (offset, encode(summary))
-                )
+                attempts.setdefault(key, []).extend((offset, encode(summary)))
         counts = (len(states) // 2, len(days), len(attempts), len(batches))
         args: list[Any] = [self._ttl, self._attempts_kept, *counts, *states, *daily]
         for key, members in attempts.items():
-            args += (key, len(members), *members)
+            args += (key, int(key in due), len(members), *members)
         for batch in batches:
             args += (
                 keys.partition_checkpoint(batch.topic, batch.partition),
@@ -193,7 +201,8 @@ class RedisStateStore:
     async def latest_attempts(self, student_id: str, exercise_id: str) -> list[dict[str, Any]]:
         """The student's latest attempts at one exercise (as the checkpoints saved them),
         newest first."""
-        raw = await self._redis.zrevrange(keys.attempts(student_id, exercise_id), 0, -1)
+        key = keys.attempts(student_id, exercise_id)
+        raw = await self._redis.zrevrange(key, 0, self._attempts_kept - 1)
         return [orjson.loads(item) for item in raw if isinstance(item, bytes | str)]
 
     async def publish_stats(self, topic: str, partition: int, figures: dict[str, int]) -> None:

@@ -11,8 +11,9 @@ import uuid
 import orjson
 import redis
 
-from actors import postgres_store
+from actors import postgres_store, redis_store
 from actors.postgres_store import PostgresHistoryStore
+from actors.redis_store import RedisStateStore
 from actors.shard import ShardStores, StudentShard
 from learnflow import keys, state_codec
 from learnflow.batch_fold import applied_event
@@ -170,3 +171,41 @@ def test_one_checkpoint_of_several_partitions_saves_each_and_a_replay_changes_no
                 key: (aggregate.attempts, aggregate.correct, aggregate.p_mastered)
                 for key, aggregate in reference.items()
             }, student
+
+
+def test_latest_attempts_are_the_newest_kept_ones_whatever_the_checkpoints(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """One attempt per checkpoint, at offsets that rarely trim, or several at once: a reader
+    always gets the newest ``attempts_kept``, newest first, and the set stays bounded."""
+    kept = 2
+    narrow = settings.model_copy(
+        update={"shards": settings.shards.model_copy(update={"attempts_kept": kept})}
+    )
+    pieces, _ = _batches(narrow, total=120, partition=1000 + random.randrange(1_000_000))
+    applied = [a for piece in pieces for a in piece.applied]
+    by_pair: dict[tuple[str, str], list[AppliedEvent]] = {}
+    for item in applied:
+        by_pair.setdefault((item.event.student_id, item.event.exercise_id), []).append(item)
+    assert max(len(items) for items in by_pair.values()) > kept + 1  # some are trimmed
+
+    async def checkpoint_then_read() -> dict[tuple[str, str], list[dict[str, object]]]:
+        client = redis_store.connect(narrow.redis)
+        store = RedisStateStore(client, narrow.shards)
+        try:
+            for piece in pieces[:90]:
+                await store.save([piece])
+            await store.save([_merge(pieces[90:])])
+            return {pair: await store.latest_attempts(*pair) for pair in by_pair}
+        finally:
+            await client.aclose()
+
+    latest = asyncio.run(checkpoint_then_read())
+    last = [(a.event.student_id, a.event.exercise_id) for p in pieces[90:] for a in p.applied]
+    trimmed = {pair for pair in last if last.count(pair) > 1}  # by the last checkpoint
+    assert trimmed
+    for pair, items in by_pair.items():
+        newest = [str(a.event.event_id) for a in reversed(items)][:kept]
+        assert [item["event_id"] for item in latest[pair]] == newest, pair
+        if pair in trimmed:
+            assert redis_client.zcard(keys.attempts(*pair)) == kept, pair
