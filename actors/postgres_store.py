@@ -180,11 +180,11 @@ class PostgresHistoryStore:
 
 
 def _attempt_row(partition: int, applied: AppliedEvent) -> tuple[Any, ...]:
-    offset, event, model_version, mastery = applied
+    event = applied.event
     return (
         event.event_id, event.student_id, event.exercise_id, event.components, event.passed,
         event.score, event.tests_passed, event.tests_total, event.duration_ms,
-        event.submitted_at, partition, offset, model_version, mastery,
+        event.submitted_at, partition, applied.offset, applied.model_version, applied.mastery,
     )  # fmt: skip
 
 

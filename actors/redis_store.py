@@ -177,7 +177,8 @@ class RedisStateStore:
         due: set[str] = set()  # the keys this checkpoint trims
         encode = _SUMMARY_ENCODER.encode
         for batch in batches:
-            for offset, event, *_ in batch.applied:
+            for applied in batch.applied:
+                offset, event = applied.offset, applied.event
                 key = keys.attempts(event.student_id, event.exercise_id)
                 if key in attempts or event.event_id.int & _TRIM_MASK == 0:
                     due.add(key)

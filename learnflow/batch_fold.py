@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import NamedTuple
+
+import msgspec
 
 from learnflow.batches import AppliedEvent, CheckpointBatch, DeadLetter, Record
 from learnflow.bkt import ModelParameters
@@ -28,7 +29,7 @@ from learnflow.student_state import StudentState, utc_day
 from learnflow.weekly import iso_week_of
 
 
-class ParsedRecord(NamedTuple):
+class ParsedRecord(msgspec.Struct, frozen=True, gc=False):
     offset: int
     event: AttemptGraded
     timestamp_ms: int
@@ -127,9 +128,10 @@ def applied_event(
 def daily_values(applied: Iterable[AppliedEvent]) -> dict[tuple[str, date], dict[str, float]]:
     """Each (student, UTC day)'s last P(mastered) per component among ``applied`` (in order)."""
     days: dict[tuple[str, date], dict[str, float]] = {}
-    for _, event, _, mastery in applied:
+    for item in applied:
+        event = item.event
         values = days.setdefault((event.student_id, utc_day(event.submitted_at)), {})
-        values.update(zip(event.components, mastery, strict=True))
+        values.update(zip(event.components, item.mastery, strict=True))
     return days
 
 
@@ -150,9 +152,10 @@ def weekly_rows(applied: Iterable[AppliedEvent]) -> dict[WeeklyKey, WeeklyRow]:
     ``weekly_mastery`` view makes them: per (student, component, UTC ISO week) the attempts,
     the correct ones, and the P(mastered) of the one with the highest offset."""
     rows: dict[WeeklyKey, WeeklyRow] = {}
-    for offset, event, _, mastery in applied:
+    for item in applied:
+        offset, event = item.offset, item.event
         year, week = iso_week_of(utc_day(event.submitted_at))
-        for component, p in zip(event.components, mastery, strict=True):
+        for component, p in zip(event.components, item.mastery, strict=True):
             key = (event.student_id, component, year, week)
             row = rows.get(key)
             if row is None:
