@@ -1,16 +1,23 @@
-"""Apache Kafka from Maven Central's jars: one combined broker+controller in KRaft mode.
+"""Apache Kafka from Maven Central's jars: combined broker+controller nodes in KRaft mode.
 
-The classpath under ``.run/kafka/libs`` is filled by ``make bootstrap`` (Maven resolves
-``org.apache.kafka:kafka_2.13`` and a log4j2 backend). Storage is formatted on first start; the
-broker logs to ``.run/kafka.log`` and listens on the configured bootstrap address only.
+One node per address in ``kafka.bootstrap_servers``, all on this host: the default is one, the
+cluster profile three (every partition on three nodes, ``min.insync.replicas=2``). Node ``i``
+listens for clients on its address and for the controller quorum on
+``local.kafka_controller_port + i - 1``. The classpath under ``.run/kafka/libs`` is filled by
+``make bootstrap`` (Maven resolves ``org.apache.kafka:kafka_2.13`` and a log4j2 backend). Each
+node's storage is formatted on its first start, with the cluster's one id; node 1 keeps its
+files in ``.run/kafka``, node ``i`` in ``.run/kafka-<i>``, each with its own pid file and log.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import shutil
 import subprocess
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -27,8 +34,51 @@ NAME = "kafka"
 LOG4J_CONFIG = Path(__file__).with_name("kafka-log4j2.xml")
 
 
+@dataclass(frozen=True)
+class Node:
+    """One KRaft node (broker and controller) of the local cluster."""
+
+    id: int
+    host: str
+    port: int
+    controller_port: int
+    root: Path
+    files: ServiceFiles
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+
+def nodes(settings: Settings) -> list[Node]:
+    """The nodes ``kafka.bootstrap_servers`` names, in order (node ids from 1)."""
+    run_dir = settings.local.run_dir
+    found = []
+    for n, server in enumerate(settings.kafka.bootstrap_servers.split(","), start=1):
+        url = urlsplit(f"//{server.strip()}")
+        name = NAME if n == 1 else f"{NAME}-{n}"
+        found.append(
+            Node(
+                n,
+                url.hostname or "127.0.0.1",
+                url.port or 9092,
+                settings.local.kafka_controller_port + n - 1,
+                run_dir / name,
+                ServiceFiles.under(run_dir, name),
+            )
+        )
+    ports = [port for node in found for port in (node.port, node.controller_port)]
+    if len(set(ports)) != len(ports):
+        raise ServiceStartError(
+            f"Kafka client and controller ports overlap ({sorted(ports)}): controllers use "
+            "LEARNFLOW_LOCAL__KAFKA_CONTROLLER_PORT and the next ones, one per node"
+        )
+    return found
+
+
 def files(settings: Settings) -> ServiceFiles:
-    return ServiceFiles.under(settings.local.run_dir, NAME)
+    """Node 1's pid file and log."""
+    return nodes(settings)[0].files
 
 
 def libs_dir(settings: Settings) -> Path:
@@ -36,43 +86,65 @@ def libs_dir(settings: Settings) -> Path:
 
 
 def address(settings: Settings) -> tuple[str, int]:
-    first = settings.kafka.bootstrap_servers.split(",")[0]
-    url = urlsplit(f"//{first}")
-    return url.hostname or "127.0.0.1", url.port or 9092
+    first = nodes(settings)[0]
+    return first.host, first.port
 
 
 def start(settings: Settings, deadline: Deadline) -> ComponentStatus:
-    svc = files(settings)
-    host, port = address(settings)
-    pid = processes.running_pid(svc)
-    if pid is None:
-        config = _write_config(settings, host, port)
-        if not (_data_dir(settings) / "meta.properties").exists():
-            _format_storage(settings, config, svc)
-        pid = processes.spawn(svc, [*_java(settings), "kafka.Kafka", str(config)])
-    processes.wait_until(
-        svc, lambda: _broker_answers(host, port), deadline, f"Kafka on {host}:{port}", pid=pid
+    """Start every node not running (all at once: a quorum needs a majority of them), then
+    wait until each serves metadata."""
+    cluster = nodes(settings)
+    pids = {}
+    for node in cluster:
+        pids[node.id] = processes.running_pid(node.files) or start_node(settings, node)
+    for node in cluster:
+        processes.wait_until(
+            node.files,
+            functools.partial(_broker_answers, node.host, node.port),
+            deadline,
+            f"Kafka node {node.id} on {node.host}:{node.port}",
+            pid=pids[node.id],
+        )
+    first = cluster[0]
+    return ComponentStatus(
+        NAME, True, pids[first.id], first.port, f"kafka://{settings.kafka.bootstrap_servers}"
     )
-    return ComponentStatus(NAME, True, pid, port, f"kafka://{host}:{port}")
+
+
+def start_node(settings: Settings, node: Node) -> int:
+    """Spawn one node (formatting its storage first if new); its pid."""
+    config = _write_config(settings, node)
+    if not (node.data / "meta.properties").exists():
+        _format_storage(settings, config, node)
+    return processes.spawn(node.files, [*_java(settings, node), "kafka.Kafka", str(config)])
 
 
 def stop(settings: Settings, deadline: Deadline) -> bool:
-    """SIGTERM runs the broker's controlled shutdown (flushes logs, writes a clean marker)."""
-    return processes.stop(files(settings), deadline)
+    """SIGTERM runs each broker's controlled shutdown (flushes logs, writes a clean marker).
+
+    The nodes are stopped together: one by one, the last would wait for a controller quorum
+    that is gone until the deadline.
+    """
+    cluster = nodes(settings)
+    with ThreadPoolExecutor(len(cluster)) as pool:
+        stopped = list(pool.map(lambda node: processes.stop(node.files, deadline), cluster))
+    return all(stopped)
 
 
 def status(settings: Settings) -> ComponentStatus:
-    host, port = address(settings)
-    pid = processes.running_pid(files(settings))
-    up = pid is not None and processes.port_open(host, port)
-    return ComponentStatus(NAME, up, pid, port, f"kafka://{host}:{port}")
+    cluster = nodes(settings)
+    pids = [processes.running_pid(node.files) for node in cluster]
+    up = all(
+        pid is not None and processes.port_open(node.host, node.port)
+        for pid, node in zip(pids, cluster, strict=True)
+    )
+    first = cluster[0]
+    return ComponentStatus(
+        NAME, up, pids[0], first.port, f"kafka://{settings.kafka.bootstrap_servers}"
+    )
 
 
-def _data_dir(settings: Settings) -> Path:
-    return settings.local.run_dir / NAME / "data"
-
-
-def _java(settings: Settings) -> list[str]:
+def _java(settings: Settings, node: Node) -> list[str]:
     java = shutil.which("java")
     if java is None:
         raise MissingDependencyError("java not found: Kafka 4 needs Java 17 (openjdk-17-jre)")
@@ -90,36 +162,41 @@ def _java(settings: Settings) -> list[str]:
         "-XX:MaxGCPauseMillis=20",
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-        f"-Dkafka.logs.file={files(settings).logfile}",
+        f"-Dkafka.logs.file={node.files.logfile}",
         "-cp",
         f"{libs}/*",
     ]
 
 
-def _write_config(settings: Settings, host: str, port: int) -> Path:
-    root = settings.local.run_dir / NAME
-    root.mkdir(parents=True, exist_ok=True)
-    controller = f"{host}:{settings.local.kafka_controller_port}"
-    config = root / "server.properties"
+def _write_config(settings: Settings, node: Node) -> Path:
+    cluster = nodes(settings)
+    replicas = min(3, len(cluster))
+    in_sync = min(2, replicas)
+    voters = ",".join(f"{n.id}@{n.host}:{n.controller_port}" for n in cluster)
+    controller = f"{node.host}:{node.controller_port}"
+    node.root.mkdir(parents=True, exist_ok=True)
+    config = node.root / "server.properties"
     config.write_text(
         "\n".join(
             [
                 "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@{controller}",
-                f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{controller}",
-                f"advertised.listeners=PLAINTEXT://{host}:{port}",
+                f"node.id={node.id}",
+                f"controller.quorum.voters={voters}",
+                f"listeners=PLAINTEXT://{node.host}:{node.port},CONTROLLER://{controller}",
+                f"advertised.listeners=PLAINTEXT://{node.host}:{node.port}",
                 "controller.listener.names=CONTROLLER",
                 "inter.broker.listener.name=PLAINTEXT",
                 "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                f"log.dirs={_data_dir(settings)}",
+                f"log.dirs={node.data}",
                 "auto.create.topics.enable=false",
-                "offsets.topic.replication.factor=1",
+                f"offsets.topic.replication.factor={replicas}",
                 "offsets.topic.num.partitions=12",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
+                f"transaction.state.log.replication.factor={replicas}",
+                f"transaction.state.log.min.isr={in_sync}",
+                f"share.coordinator.state.topic.replication.factor={replicas}",
+                f"share.coordinator.state.topic.min.isr={in_sync}",
+                f"default.replication.factor={replicas}",
+                f"min.insync.replicas={in_sync}",
                 "group.initial.rebalance.delay.ms=0",
                 "num.partitions=1",
                 "log.retention.hours=168",
@@ -131,26 +208,35 @@ def _write_config(settings: Settings, host: str, port: int) -> Path:
     return config
 
 
-def _format_storage(settings: Settings, config: Path, svc: ServiceFiles) -> None:
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+def _cluster_id(settings: Settings) -> str:
+    """The id every node's storage is formatted with, made once (kept beside node 1)."""
+    path = settings.local.run_dir / NAME / "cluster-id"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())
+    return path.read_text().strip()
+
+
+def _format_storage(settings: Settings, config: Path, node: Node) -> None:
     result = subprocess.run(
         [
-            *_java(settings),
+            *_java(settings, node),
             "kafka.tools.StorageTool",
             "format",
             # One token: a base64 id may begin with "-", which would read as an option.
-            f"--cluster-id={cluster_id}",
+            f"--cluster-id={_cluster_id(settings)}",
             f"--config={config}",
         ],
         capture_output=True,
         text=True,
         check=False,
     )
-    with svc.logfile.open("a") as log:
+    with node.files.logfile.open("a") as log:
         log.write(result.stdout + result.stderr)
     if result.returncode != 0:
         raise ServiceStartError(
-            f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}".rstrip()
+            f"formatting Kafka storage of node {node.id} failed:\n"
+            f"{result.stdout}{result.stderr}".rstrip()
         )
 
 
