@@ -72,6 +72,7 @@ _COMPONENTS = (
     ("Kafka broker", "kafka.Kafka"),
     ("PostgreSQL", "postgres"),
     ("Redis", "redis-server"),
+    ("Redis", "redis-aof-rewrite"),  # the child that rewrites its log
     ("shard hosts (every namespace)", "ray::ShardHost"),
 )
 
