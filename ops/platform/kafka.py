@@ -100,7 +100,7 @@ def start(settings: Settings, deadline: Deadline) -> ComponentStatus:
     for node in cluster:
         processes.wait_until(
             node.files,
-            functools.partial(_broker_answers, node.host, node.port),
+            functools.partial(_broker_answers, settings, node.host, node.port),
             deadline,
             f"Kafka node {node.id} on {node.host}:{node.port}",
             pid=pids[node.id],
@@ -174,6 +174,7 @@ def _write_config(settings: Settings, node: Node) -> Path:
     in_sync = min(2, replicas)
     voters = ",".join(f"{n.id}@{n.host}:{n.controller_port}" for n in cluster)
     controller = f"{node.host}:{node.controller_port}"
+    protocol = settings.kafka.security_protocol
     node.root.mkdir(parents=True, exist_ok=True)
     config = node.root / "server.properties"
     config.write_text(
@@ -182,11 +183,12 @@ def _write_config(settings: Settings, node: Node) -> Path:
                 "process.roles=broker,controller",
                 f"node.id={node.id}",
                 f"controller.quorum.voters={voters}",
-                f"listeners=PLAINTEXT://{node.host}:{node.port},CONTROLLER://{controller}",
-                f"advertised.listeners=PLAINTEXT://{node.host}:{node.port}",
+                f"listeners={protocol}://{node.host}:{node.port},CONTROLLER://{controller}",
+                f"advertised.listeners={protocol}://{node.host}:{node.port}",
                 "controller.listener.names=CONTROLLER",
-                "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                f"inter.broker.listener.name={protocol}",
+                f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,{protocol}:{protocol}",
+                *_sasl_config(settings),
                 f"log.dirs={node.data}",
                 "auto.create.topics.enable=false",
                 f"offsets.topic.replication.factor={replicas}",
@@ -205,7 +207,38 @@ def _write_config(settings: Settings, node: Node) -> Path:
         )
         + "\n"
     )
+    config.chmod(0o600)  # it may hold the SASL password
     return config
+
+
+def _sasl_config(settings: Settings) -> list[str]:
+    """Broker properties for the clients' SASL settings: the local nodes accept the configured
+    user with ``PLAIN`` over ``SASL_PLAINTEXT`` (and talk to each other as that user)."""
+    kafka = settings.kafka
+    if kafka.security_protocol == "PLAINTEXT":
+        return []
+    if kafka.security_protocol != "SASL_PLAINTEXT" or kafka.sasl_mechanism != "PLAIN":
+        raise ServiceStartError(
+            f"the local Kafka nodes speak PLAINTEXT or SASL_PLAINTEXT with PLAIN, not "
+            f"{kafka.security_protocol} {kafka.sasl_mechanism or ''}: point "
+            "LEARNFLOW_KAFKA__BOOTSTRAP_SERVERS at your brokers instead".rstrip()
+        )
+    user, password = kafka.sasl_username, kafka.sasl_password
+    if user is None or password is None:  # the settings refuse SASL without them
+        raise ServiceStartError("kafka.sasl_username and kafka.sasl_password are needed")
+    secret = password.get_secret_value()
+    for value in (user, secret):
+        if '"' in value or "\\" in value:
+            raise ServiceStartError('a local Kafka SASL user or password may not hold " or \\')
+    login = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="{user}" password="{secret}" user_{user}="{secret}";'
+    )
+    return [
+        "sasl.enabled.mechanisms=PLAIN",
+        "sasl.mechanism.inter.broker.protocol=PLAIN",
+        f"listener.name.sasl_plaintext.plain.sasl.jaas.config={login}",
+    ]
 
 
 def _cluster_id(settings: Settings) -> str:
@@ -240,10 +273,11 @@ def _format_storage(settings: Settings, config: Path, node: Node) -> None:
         )
 
 
-def _broker_answers(host: str, port: int) -> bool:
+def _broker_answers(settings: Settings, host: str, port: int) -> bool:
     """The port is open and the broker serves metadata (it is past controller election)."""
     if not processes.port_open(host, port):
         return False
-    admin = AdminClient({"bootstrap.servers": f"{host}:{port}", "log_level": 0})
+    config = {**settings.kafka.client_config(), "bootstrap.servers": f"{host}:{port}"}
+    admin = AdminClient({**config, "log_level": 0})
     metadata = admin.list_topics(timeout=2.0)
     return bool(metadata.brokers)
