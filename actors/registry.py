@@ -30,7 +30,8 @@ def host_names(settings: Settings) -> list[str]:
 def host(settings: Settings, index: int, topic: str | None = None) -> Any:
     """The handle of host ``index``, created (detached) if it does not exist.
 
-    Hosts take no CPU (``num_cpus=0``) and restart without limit; a restarted host re-runs
+    Hosts take no CPU (``num_cpus=0``), spread over the cluster's nodes, and restart without
+    limit (on a node that is alive); a restarted host re-runs
     its constructor with empty shards, which reload students lazily and read their partitions
     again from their checkpoints. A call caught by a crash is resent to the restarted host
     (``shards.task_retries``): every method is safe to run twice.
@@ -45,6 +46,9 @@ def host(settings: Settings, index: int, topic: str | None = None) -> Any:
             max_restarts=-1,
             max_task_retries=settings.shards.task_retries,
             num_cpus=0,
+            # Over every node there is (one node: all on it); a host restarts wherever one is
+            # alive.
+            scheduling_strategy="SPREAD",
         )
         .remote(settings, index, topic)
     )
