@@ -84,9 +84,8 @@ class AttemptGraded(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     def __post_init__(self) -> None:
         ids = "\x00".join((self.student_id, self.exercise_id, *self.components))
         if _IDS.fullmatch(ids) is None or ids.count("\x00") != len(self.components) + 1:
-            raise ValueError(
-                next(line for f in _ID_RULES for line in _bad_ids(f, getattr(self, f)))
-            )
+            bad = (line for f in _ID_RULES for line in _bad_ids(f, getattr(self, f)))
+            raise ValueError(next(bad, "components: at least one is needed"))
         if len(set(self.components)) != len(self.components):
             raise ValueError("components: must not repeat")
         if self.tests_passed > self.tests_total:

@@ -195,3 +195,11 @@ def test_rules_between_fields_hold_on_construction() -> None:
         AttemptGraded(
             **{k: v for k, v in data.items() if k not in ("schema_version", "event_type")}
         )
+
+
+def test_an_event_without_components_cannot_be_made() -> None:
+    data = {**_valid(), "components": ()}
+    del data["schema_version"], data["event_type"]
+
+    with pytest.raises(ValueError, match="components"):
+        AttemptGraded(**data)
