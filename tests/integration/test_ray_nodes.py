@@ -1,5 +1,5 @@
-"""A second Ray node on this host, joined to the platform's head: shard hosts spread over both
-nodes, and a host whose node loses its whole process tree comes back on the surviving node and
+"""A second Ray node on this host, joined to the platform's head: shard hosts are placed on it
+too, and a host whose node loses its whole process tree comes back on the surviving node and
 reads its partitions again from their checkpoints.
 
 The node takes ports from 20000 (``local.ray_worker_port_base``); its hosts live in a namespace
@@ -72,7 +72,9 @@ def test_a_host_on_a_lost_node_comes_back_on_the_other(
     try:
         handles = registry.ensure_shards(mine)
         placed = [ray.get(h.figures.remote(), timeout=60) for h in handles]
-        assert len({f["node_id"] for f in placed}) == 2, placed  # spread over both nodes
+        # Placed round robin, softly: Ray may put both on the new node when the head's worker
+        # pool is busy, never both on the head.
+        assert any(f["node_id"] != head for f in placed), placed
         lost = next(f for f in placed if f["node_id"] != head)
         node = local_ray.worker_nodes(mine)[0]
         pid = processes.running_pid(node.files)
