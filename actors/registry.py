@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.host import ShardHost, host_of, hosts
 from learnflow.settings import Settings
@@ -35,28 +34,17 @@ def host(settings: Settings, index: int, topic: str | None = None) -> Any:
     its constructor with empty shards, which reload students lazily and read their partitions
     again from their checkpoints. A call caught by a crash is resent to the restarted host
     (``shards.task_retries``): every method is safe to run twice.
-
-    A new host ``i`` goes to the ``i``-th of the cluster's live nodes (round robin, by node
-    id), softly: if that node is lost, Ray restarts the host on one that is alive.
     """
-    name = host_name(settings, index)
-    try:
-        return ray.get_actor(name, namespace=settings.ray.namespace)
-    except ValueError:  # not made yet
-        pass
-    nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])  # type: ignore[no-untyped-call]
-    placement = NodeAffinitySchedulingStrategy(nodes[index % len(nodes)], soft=True)
     return (
         ray.remote(ShardHost)
         .options(
-            name=name,
+            name=host_name(settings, index),
             namespace=settings.ray.namespace,
             lifetime="detached",
             get_if_exists=True,
             max_restarts=-1,
             max_task_retries=settings.shards.task_retries,
             num_cpus=0,
-            scheduling_strategy=placement,
         )
         .remote(settings, index, topic)
     )

@@ -345,13 +345,6 @@ class LocalPlatformSettings(BaseModel):
 
     run_dir: Path = Path(".run")
     kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
-    ray_worker_nodes: int = Field(default=0, ge=0, le=8)
-    """Ray nodes started on this host beside the head (``ray start --address``), each its own
-    process tree: what a node loss is tested on."""
-    ray_worker_cpus: int = Field(default=1, ge=1)
-    ray_worker_port_base: int = Field(default=20000, ge=1024, le=32000)
-    """Worker node ``k`` (from 1) takes the 100 ports from ``base + 100 * (k - 1)``: its node
-    manager, object manager, metrics, agents, and its workers (``+10`` to ``+60``)."""
     kafka_heap_mb: int = Field(default=512, ge=128)
     postgres_os_user: str = "postgres"
     start_timeout_s: float = Field(default=60.0, gt=0)
