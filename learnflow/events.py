@@ -45,14 +45,14 @@ _ID_RULES: Final = {
 }
 
 
-def _bad_ids(field: str, value: object) -> list[str]:
-    """What is wrong with the ids in one field (``components``: each of them), as
-    ``field: reason`` lines; none if they follow their rule."""
+def _bad_ids(field: str, value: object) -> list[tuple[str, str]]:
+    """The ids in one field (``components``: each of them) that break their rule, as
+    (field path, reason); none if they follow it."""
     matcher, rule = _ID_RULES[field]
     if field != "components":
-        return [] if matcher.fullmatch(str(value)) else [f"{field}: {rule}"]
+        return [] if matcher.fullmatch(str(value)) else [(field, rule)]
     values = value if isinstance(value, tuple | list) else ()
-    return [f"components.{n}: {rule}" for n, one in enumerate(values)
+    return [(f"components.{n}", rule) for n, one in enumerate(values)
             if not matcher.fullmatch(str(one))]  # fmt: skip
 
 
@@ -84,8 +84,9 @@ class AttemptGraded(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     def __post_init__(self) -> None:
         ids = "\x00".join((self.student_id, self.exercise_id, *self.components))
         if _IDS.fullmatch(ids) is None or ids.count("\x00") != len(self.components) + 1:
-            bad = (line for f in _ID_RULES for line in _bad_ids(f, getattr(self, f)))
-            raise ValueError(next(bad, "components: at least one is needed"))
+            bad = (pair for f in _ID_RULES for pair in _bad_ids(f, getattr(self, f)))
+            field, reason = next(bad, ("components", "at least one is needed"))
+            raise ValueError(f"{field}: {reason}")
         if len(set(self.components)) != len(self.components):
             raise ValueError("components: must not repeat")
         if self.tests_passed > self.tests_total:
@@ -174,8 +175,8 @@ def _every_error(raw: bytes) -> InvalidEventError | None:
             found.append(invalid_event_from(err, prefix=name))
             continue
         if name in _ID_RULES:
-            found += (invalid_event_from(msgspec.ValidationError(line))
-                      for line in _bad_ids(name, document[name]))  # fmt: skip
+            found += (InvalidEventError(f"{path}: {reason}", (path,))
+                      for path, reason in _bad_ids(name, document[name]))  # fmt: skip
     found += (InvalidEventError(f"{name}: unknown field", (name,))
               for name in document if name not in _FIELD_TYPES)  # fmt: skip
     if not found:

@@ -106,18 +106,15 @@ class StudentState:
         model: ModelParameters,
         thresholds: LevelThresholds = DEFAULT_THRESHOLDS,
         offset: int | None = None,
-        day: date | None = None,
     ) -> StudentState:
-        """The state after ``event``; unchanged if ``offset`` was applied already. ``day``: the
-        UTC day of the event's ``submitted_at``, if the caller has it."""
+        """The state after ``event``; unchanged if ``offset`` was applied already."""
         if event.student_id != self.student_id:
             raise ValueError(f"event of {event.student_id} applied to {self.student_id}")
         if offset is not None and offset <= self.applied_offset:
             return self
         updated = dict(self.components)
         at, passed = event.submitted_at, event.passed
-        if day is None:
-            day = utc_day(at)
+        day = utc_day(at)
         for name in event.components:
             updated[name] = attempt_component(
                 self.component(name, model), passed, at, model, name, thresholds, day

@@ -76,18 +76,8 @@ def nodes(settings: Settings) -> list[Node]:
     return found
 
 
-def files(settings: Settings) -> ServiceFiles:
-    """Node 1's pid file and log."""
-    return nodes(settings)[0].files
-
-
 def libs_dir(settings: Settings) -> Path:
     return settings.local.run_dir / NAME / "libs"
-
-
-def address(settings: Settings) -> tuple[str, int]:
-    first = nodes(settings)[0]
-    return first.host, first.port
 
 
 def start(settings: Settings, deadline: Deadline) -> ComponentStatus:
@@ -96,7 +86,7 @@ def start(settings: Settings, deadline: Deadline) -> ComponentStatus:
     cluster = nodes(settings)
     pids = {}
     for node in cluster:
-        pids[node.id] = processes.running_pid(node.files) or start_node(settings, node)
+        pids[node.id] = processes.running_pid(node.files) or _start_node(settings, node)
     for node in cluster:
         processes.wait_until(
             node.files,
@@ -111,7 +101,7 @@ def start(settings: Settings, deadline: Deadline) -> ComponentStatus:
     )
 
 
-def start_node(settings: Settings, node: Node) -> int:
+def _start_node(settings: Settings, node: Node) -> int:
     """Spawn one node (formatting its storage first if new); its pid."""
     config = _write_config(settings, node)
     if not (node.data / "meta.properties").exists():
