@@ -56,6 +56,17 @@ def in_sync(cluster: Settings) -> dict[int, int]:
     return {p: len(info.isrs) for p, info in partitions.items()}
 
 
+def wait_in_sync(cluster: Settings, seconds: float) -> dict[int, int]:
+    """The in-sync counts once every partition has all three replicas in sync, or as they are
+    when ``seconds`` have passed. A topic just created may not show its partitions at first."""
+    deadline = Deadline.after(seconds)
+    counts = in_sync(cluster)
+    while (not counts or set(counts.values()) != {3}) and not deadline.expired():
+        time.sleep(0.5)
+        counts = in_sync(cluster)
+    return counts
+
+
 def read_all(cluster: Settings, expected: int) -> list[str]:
     """Every event id on the topic, reading until ``expected`` came or 60 s passed."""
     consumer = Consumer(
@@ -89,7 +100,8 @@ def test_a_node_killed_mid_stream_loses_nothing_and_rejoins(
             topics.learnflow_topics(cluster.kafka),
             Deadline.after(60),
         )
-        assert set(in_sync(cluster).values()) == {3}
+        counts = wait_in_sync(cluster, 60)
+        assert len(counts) == cluster.kafka.partitions and set(counts.values()) == {3}, counts
         events = make_events(students=40, total=3000, seed=17)
         victim = nodes[1]
         with Stream(cluster, events, chunk=100, pause_s=0.05) as stream:
@@ -104,10 +116,8 @@ def test_a_node_killed_mid_stream_loses_nothing_and_rejoins(
         assert len(stream.deliveries) == len(events)
 
         kafka.start(cluster, Deadline.after(180))  # only the killed node is started again
-        deadline = Deadline.after(120)
-        while set(in_sync(cluster).values()) != {3} and not deadline.expired():
-            time.sleep(0.5)
-        assert set(in_sync(cluster).values()) == {3}, in_sync(cluster)
+        counts = wait_in_sync(cluster, 120)
+        assert len(counts) == cluster.kafka.partitions and set(counts.values()) == {3}, counts
 
         ids = read_all(cluster, len(events))
         assert sorted(ids) == sorted(str(e.event_id) for e in events)  # each once, none lost
