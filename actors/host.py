@@ -7,7 +7,7 @@ events/s over 12 partitions, twelve shard processes used 87 % of a core where on
 holding the same twelve shards used 51 % (and 90 MiB of memory each). Each partition keeps its
 own students and watermark, so a partition's events are still applied in order by one owner;
 the host reads all its partitions with one consumer and saves what one read brought, of every
-partition, in one checkpoint (one PostgreSQL transaction, one Redis script).
+partition, in one checkpoint (one PostgreSQL transaction, one Redis MULTI/EXEC).
 """
 
 from __future__ import annotations

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import hiredis
 import msgspec
-import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from learnflow import keys, state_codec
@@ -70,56 +71,58 @@ def connect(
     return aioredis.Redis(connection_pool=pool)
 
 
-# One checkpoint (the batches of one or more partitions) in one script: atomic like MULTI/EXEC,
-# but a single command on the wire. Its arguments are flat, each section prefixed by its count
-# (and each key by its number of values), so Redis reads them without a decoder: a JSON document
-# cost Redis more to decode (cjson, with every value escaped inside it) than the writes. A day's
-# key gets its expiry when it is made (when every field written is new): most checkpoints only
-# update a day's values. A student's latest attempts at an exercise are trimmed to
-# ``attempts_kept`` when a checkpoint adds several, or one of the one in 16 events whose id ends
-# in four zero bits (ids are hashes): about every 16th time, not every time, a call per event
-# less. Readers take the newest ``attempts_kept``.
-#   ttl, keep, #states, #daily, #attempts, #watermarks,
-#   states:     key, state ...
-#   daily:      key, n, field, value, ... (n values)
-#   attempts:   key, trim (1 or 0), n, score, member, ... (n values)
-#   watermarks: key, offset, channel ...
-_SAVE_BATCH = """
-local ttl, trim = ARGV[1], -tonumber(ARGV[2]) - 1
-local states, daily, attempts, marks = tonumber(ARGV[3]), tonumber(ARGV[4]),
-                                       tonumber(ARGV[5]), tonumber(ARGV[6])
-local i = 7
-for _ = 1, states do
-    redis.call('SET', ARGV[i], ARGV[i + 1])
-    i = i + 2
-end
-for _ = 1, daily do
-    local key, n = ARGV[i], tonumber(ARGV[i + 1])
-    if redis.call('HSET', key, unpack(ARGV, i + 2, i + 1 + n)) == n / 2 then
-        redis.call('EXPIRE', key, ttl)  -- every field new, the key likely too
-    end
-    i = i + 2 + n
-end
-for _ = 1, attempts do
-    local key, trim_now, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-    redis.call('ZADD', key, unpack(ARGV, i + 3, i + 2 + n))
-    if trim_now == '1' then
-        redis.call('ZREMRANGEBYRANK', key, 0, trim)
-    end
-    i = i + 3 + n
-end
-for _ = 1, marks do
-    redis.call('SET', ARGV[i], ARGV[i + 1])
-    redis.call('PUBLISH', ARGV[i + 2], ARGV[i + 1])
-    i = i + 3
-end
-return states
-"""
+class TransactionError(RedisError):
+    """Redis refused a checkpoint's transaction, or one of its commands."""
 
 
-class AttemptSummary(msgspec.Struct):
+async def transact(client: aioredis.Redis, commands: list[bytes]) -> list[Any]:
+    """Run packed ``commands`` in one MULTI/EXEC on one of the client's connections, and return
+    their replies.
+
+    The replies are read with a hiredis reader of its own, in C: redis-py's pipeline reads each
+    of a transaction's QUEUED replies through Python, which cost more than Redis took to run
+    them. A connection that fails mid-way is dropped (Redis discards a transaction whose EXEC
+    never came), so nothing half-written is ever applied.
+    """
+    pool = client.connection_pool
+    connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        await connection.connect()
+        if connection._writer is None or connection._reader is None:
+            raise RedisConnectionError("no connection to Redis")
+        writer, stream = connection._writer, connection._reader
+        writer.writelines([b"*1\r\n$5\r\nMULTI\r\n", *commands, b"*1\r\n$4\r\nEXEC\r\n"])
+        expected = len(commands) + 2
+        replies: list[Any] = []
+        reader = hiredis.Reader()
+        async with asyncio.timeout(connection.socket_timeout):
+            await writer.drain()
+            while len(replies) < expected:
+                data = await stream.read(1 << 16)
+                if not data:
+                    raise RedisConnectionError("Redis closed the connection mid-transaction")
+                reader.feed(data)
+                while (reply := reader.gets()) is not False:
+                    replies.append(reply)
+    except BaseException:
+        await connection.disconnect()
+        raise
+    finally:
+        await pool.release(connection)
+    results = replies[-1]
+    if not isinstance(results, list):
+        queued = [r for r in replies[1:-1] if isinstance(r, hiredis.ReplyError)]
+        raise TransactionError(f"checkpoint transaction refused: {results!r} {queued[:1]!r}")
+    failed = [r for r in results if isinstance(r, hiredis.ReplyError)]
+    if failed:
+        raise TransactionError(f"checkpoint command failed: {failed[0]}")
+    return results
+
+
+class AttemptSummary(msgspec.Struct, array_like=True):
     """One of a student's latest attempts at an exercise, as its sorted set holds it (scored by
-    offset)."""
+    offset): a JSON array of the fields in order, small enough for Redis to keep a student's
+    set as one compact listpack (``zset-max-listpack-value``)."""
 
     event_id: UUID
     passed: bool
@@ -130,23 +133,44 @@ class AttemptSummary(msgspec.Struct):
     offset: int
 
 
+class _NamedSummary(AttemptSummary, array_like=False):
+    """The same summary as a JSON object: how earlier checkpoints wrote it."""
+
+
 _SUMMARY_ENCODER = msgspec.json.Encoder()
+_SUMMARY_DECODER = msgspec.json.Decoder(AttemptSummary)
+_NAMED_SUMMARY_DECODER = msgspec.json.Decoder(_NamedSummary)
 _TRIM_MASK = 15
+"""A student's latest attempts at an exercise are trimmed to ``attempts_kept`` when a
+checkpoint adds several, or for the one event in 16 whose id (a hash) ends in four zero bits:
+about every 16th time, not every time, a command per event less. Readers take the newest
+``attempts_kept``."""
+
+
+def _summary(raw: bytes) -> dict[str, Any]:
+    """A saved summary as JSON types, whichever way it was written."""
+    try:
+        values = msgspec.to_builtins(_SUMMARY_DECODER.decode(raw))
+    except msgspec.ValidationError:
+        return dict(msgspec.to_builtins(_NAMED_SUMMARY_DECODER.decode(raw)))
+    return dict(zip(AttemptSummary.__struct_fields__, values, strict=True))
+
+
+_pack: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
 
 
 class RedisStateStore:
-    """Writes a checkpoint batch atomically, in one Lua script call.
+    """Writes a checkpoint batch atomically, in one MULTI/EXEC.
 
     Every write is idempotent (SET of the whole state, HSET of end-of-day values, ZADD scored by
     offset), so a batch written twice leaves Redis as written once. On Redis Cluster the same
-    script would be called once per student (all of a student's keys share a hash slot).
+    transaction would be sent once per student (all of a student's keys share a hash slot).
     """
 
     def __init__(self, client: aioredis.Redis, settings: ShardSettings) -> None:
         self._redis = client
         self._ttl = int(timedelta(days=settings.daily_mastery_ttl_days).total_seconds())
         self._attempts_kept = settings.attempts_kept
-        self._save_batch = client.register_script(_SAVE_BATCH)
 
     async def load(self, student_ids: Sequence[str]) -> dict[str, StudentState]:
         if not student_ids:
@@ -161,18 +185,35 @@ class RedisStateStore:
     async def save(self, batches: Sequence[CheckpointBatch]) -> None:
         """Write one checkpoint (each partition's students lie on that partition only, so the
         batches never share a student)."""
-        if not batches:
-            return
-        states: list[Any] = []
+        if batches:
+            await transact(self._redis, self.commands(batches))
+
+    def commands(self, batches: Sequence[CheckpointBatch]) -> list[bytes]:
+        """The commands of one checkpoint, packed (by hiredis, in C). The partitions' watermarks
+        are set last, in the same transaction: a reader that sees them sees everything below.
+
+        - every changed student's state: one MSET;
+        - each (student, day)'s last P(mastered) per component: an HSET, with an EXPIRE when
+          the key may be new (a day no earlier checkpoint of the student wrote);
+        - each (student, exercise)'s new attempts: a ZADD, trimmed when due;
+        - the watermarks: one MSET, and a PUBLISH per partition for readers waiting on one.
+        """
+        pack = _pack
+        states: list[Any] = ["MSET"]
         for batch in batches:
             for student, state in batch.states.items():
                 states += (keys.state(student), state_codec.encode(state))
-        days = daily_values([a for batch in batches for a in batch.applied])
-        daily: list[Any] = []
-        for (student, day), values in days.items():
-            daily += (keys.daily_mastery(student, day), 2 * len(values))
+        commands = [pack(tuple(states))] if len(states) > 1 else []
+        written = frozenset().union(*(batch.days_written for batch in batches))
+        ttl = self._ttl
+        for student_day, values in daily_values([a for b in batches for a in b.applied]).items():
+            key = keys.daily_mastery(*student_day)
+            fields: list[Any] = ["HSET", key]
             for component, p in values.items():
-                daily += (component, p)  # hiredis writes a float in its shortest exact form
+                fields += (component, p)  # hiredis writes a float in its shortest exact form
+            commands.append(pack(tuple(fields)))
+            if student_day not in written:
+                commands.append(pack(("EXPIRE", key, ttl)))
         attempts: dict[str, list[Any]] = {}
         due: set[str] = set()  # the keys this checkpoint trims
         encode = _SUMMARY_ENCODER.encode
@@ -180,31 +221,38 @@ class RedisStateStore:
             for applied in batch.applied:
                 offset, event = applied.offset, applied.event
                 key = keys.attempts(event.student_id, event.exercise_id)
-                if key in attempts or event.event_id.int & _TRIM_MASK == 0:
+                members = attempts.get(key)
+                if members is None:
+                    members = attempts[key] = ["ZADD", key]
+                else:
+                    due.add(key)
+                if event.event_id.int & _TRIM_MASK == 0:
                     due.add(key)
                 summary = AttemptSummary(
                     event.event_id, event.passed, event.score, event.tests_passed,
                     event.tests_total, event.submitted_at, offset,
                 )  # fmt: skip
-                attempts.setdefault(key, []).extend((offset, encode(summary)))
-        counts = (len(states) // 2, len(days), len(attempts), len(batches))
-        args: list[Any] = [self._ttl, self._attempts_kept, *counts, *states, *daily]
+                members += (offset, encode(summary))
+        keep_from = -self._attempts_kept - 1
         for key, members in attempts.items():
-            args += (key, int(key in due), len(members), *members)
+            commands.append(pack(tuple(members)))
+            if key in due:
+                commands.append(pack(("ZREMRANGEBYRANK", key, 0, keep_from)))
+        marks: list[Any] = ["MSET"]
         for batch in batches:
-            args += (
-                keys.partition_checkpoint(batch.topic, batch.partition),
-                batch.last_offset,
-                keys.checkpoint_channel(batch.topic, batch.partition),
-            )
-        await self._save_batch(args=args)
+            marks += (keys.partition_checkpoint(batch.topic, batch.partition), batch.last_offset)
+        commands.append(pack(tuple(marks)))
+        for batch in batches:
+            channel = keys.checkpoint_channel(batch.topic, batch.partition)
+            commands.append(pack(("PUBLISH", channel, batch.last_offset)))
+        return commands
 
     async def latest_attempts(self, student_id: str, exercise_id: str) -> list[dict[str, Any]]:
         """The student's latest attempts at one exercise (as the checkpoints saved them),
         newest first."""
         key = keys.attempts(student_id, exercise_id)
         raw = await self._redis.zrevrange(key, 0, self._attempts_kept - 1)
-        return [orjson.loads(item) for item in raw if isinstance(item, bytes | str)]
+        return [_summary(item) for item in raw if isinstance(item, bytes)]
 
     async def publish_stats(self, topic: str, partition: int, figures: dict[str, int]) -> None:
         await self._redis.hset(keys.partition_stats(topic, partition), mapping=figures)  # type: ignore[arg-type]

@@ -85,7 +85,7 @@ class ShardStores:
            attempt rows above it, add the weekly sums of the steps above it, move it on. A
            crash after this step replays the batches: they lie at or below the watermark
            then, so nothing is counted twice.
-        2. Redis, one atomic script: each changed student's state with its ``applied_offset``,
+        2. Redis, one MULTI/EXEC: each changed student's state with its ``applied_offset``,
            daily mastery, latest attempts, each partition's watermark. A crash after this step
            replays the batches: the watermarks skip them. If Redis itself loses this write (its
            AOF syncs every second), :meth:`StudentShard._start` sees its watermark behind

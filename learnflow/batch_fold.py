@@ -91,6 +91,7 @@ def fold_batch(
     cannot apply is a dead letter and the stream goes on.
     """
     working: dict[str, StudentState] = {}
+    written: set[tuple[str, date]] = set()
     applied: list[AppliedEvent] = []
     timestamps: list[int] = []
     version = model.version
@@ -99,7 +100,12 @@ def fold_batch(
     for record in batch.records:
         event, offset = record.event, record.offset
         student = event.student_id
-        state = working.get(student) or known(student) or StudentState(student)
+        state = working.get(student)
+        if state is None:
+            state = known(student) or StudentState(student)
+            latest = latest_day(state)
+            if latest is not None:
+                written.add((student, latest))
         if offset <= state.applied_offset:
             skipped += 1
             continue
@@ -112,7 +118,9 @@ def fold_batch(
         applied.append(applied_event(offset, event, state, version))
         timestamps.append(record.timestamp_ms)
     dead.sort(key=lambda letter: letter.offset)
-    checkpoint = CheckpointBatch(topic, partition, batch.last_offset, applied, working, version)
+    checkpoint = CheckpointBatch(
+        topic, partition, batch.last_offset, applied, working, version, frozenset(written)
+    )
     return FoldedBatch(checkpoint, tuple(dead), skipped, tuple(timestamps))
 
 
@@ -123,6 +131,12 @@ def applied_event(
     components = state.components
     mastery = tuple([components[name].p_mastered for name in event.components])
     return AppliedEvent(offset, event, model_version, mastery)
+
+
+def latest_day(state: StudentState) -> date | None:
+    """The UTC day of the student's latest attempt (``None``: no attempt yet)."""
+    moments = [c.last_attempt_at for c in state.components.values() if c.last_attempt_at]
+    return utc_day(max(moments)) if moments else None
 
 
 def daily_values(applied: Iterable[AppliedEvent]) -> dict[tuple[str, date], dict[str, float]]:

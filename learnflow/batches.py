@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 import msgspec
 
@@ -69,3 +70,7 @@ class CheckpointBatch:
     """The new state of every student the batch changed."""
     model_version: int = 0
     """The parameter version every event of the batch was applied with."""
+    days_written: frozenset[tuple[str, date]] = frozenset()
+    """(student, UTC day) pairs of the batch whose daily mastery an earlier checkpoint already
+    wrote (the day of the student's latest attempt before the batch): their keys exist and
+    expire already. Any other day of the batch may be a new key."""

@@ -114,7 +114,7 @@ def test_a_shard_rebuilds_from_history_what_redis_lost(
         saved = state_codec.decode(redis_client.get(keys.state(student)) or b"")
         assert saved.components == expected.components == states[student].components, student
         latest = redis_client.zrange(keys.attempts(student, events[-1].exercise_id), -1, -1)
-        assert orjson.loads(latest[0])["event_id"] == str(events[-1].event_id), student
+        assert orjson.loads(latest[0])[0] == str(events[-1].event_id), student  # an array
 
 
 def test_one_checkpoint_of_several_partitions_saves_each_and_a_replay_changes_nothing(
@@ -209,3 +209,28 @@ def test_latest_attempts_are_the_newest_kept_ones_whatever_the_checkpoints(
         assert [item["event_id"] for item in latest[pair]] == newest, pair
         if pair in trimmed:
             assert redis_client.zcard(keys.attempts(*pair)) == kept, pair
+        assert redis_client.object("encoding", keys.attempts(*pair)) == b"listpack"  # compact
+
+
+def test_attempts_saved_as_objects_read_the_same_as_arrays(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Summaries written as JSON objects (before they were arrays) and as arrays read the
+    same, newest first."""
+    student, exercise = f"summary-{uuid.uuid4().hex[:8]}", "ex-1"
+    key = keys.attempts(student, exercise)
+    old = {
+        "event_id": str(uuid.uuid4()), "passed": False, "score": 0.5, "tests_passed": 1,
+        "tests_total": 2, "submitted_at": "2026-11-02T10:00:00Z", "offset": 7,
+    }  # fmt: skip
+    new = {**old, "event_id": str(uuid.uuid4()), "passed": True, "offset": 9}
+    redis_client.zadd(key, {orjson.dumps(old): 7, orjson.dumps(list(new.values())): 9})
+
+    async def read() -> list[dict[str, object]]:
+        client = redis_store.connect(settings.redis)
+        try:
+            return await RedisStateStore(client, settings.shards).latest_attempts(student, exercise)
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(read()) == [new, old]

@@ -54,6 +54,9 @@ class Partition:
         # in the same transaction; its weekly aggregates are a view of those rows.
         self.recorded += [a for a in batch.applied if a.offset > self.watermark]
         self.watermark = max(self.watermark, batch.last_offset)
+        # The days a batch says were written before need no new expiry: they must be keys an
+        # earlier checkpoint made. Any other day of the batch gets one.
+        assert batch.days_written <= set(self.daily)
         for day, values in daily_values(batch.applied).items():
             self.daily.setdefault(day, {}).update(values)
         self.states.update(batch.states)
