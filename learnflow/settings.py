@@ -346,6 +346,10 @@ class LocalPlatformSettings(BaseModel):
     run_dir: Path = Path(".run")
     kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
     kafka_heap_mb: int = Field(default=512, ge=128)
+    kafka_ssl_keystore: Path | None = None
+    """For local nodes that speak SSL or SASL_SSL: one PEM file holding the nodes' private key
+    (PKCS#8, not encrypted) and their certificate chain, signed by ``kafka.ssl_ca_location``'s
+    CA and naming the nodes' host."""
     postgres_os_user: str = "postgres"
     start_timeout_s: float = Field(default=60.0, gt=0)
     stop_timeout_s: float = Field(default=30.0, gt=0)

@@ -178,7 +178,7 @@ def _write_config(settings: Settings, node: Node) -> Path:
                 "controller.listener.names=CONTROLLER",
                 f"inter.broker.listener.name={protocol}",
                 f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,{protocol}:{protocol}",
-                *_sasl_config(settings),
+                *_security_config(settings),
                 f"log.dirs={node.data}",
                 "auto.create.topics.enable=false",
                 f"offsets.topic.replication.factor={replicas}",
@@ -201,17 +201,49 @@ def _write_config(settings: Settings, node: Node) -> Path:
     return config
 
 
-def _sasl_config(settings: Settings) -> list[str]:
-    """Broker properties for the clients' SASL settings: the local nodes accept the configured
-    user with ``PLAIN`` over ``SASL_PLAINTEXT`` (and talk to each other as that user)."""
+def _security_config(settings: Settings) -> list[str]:
+    """Broker properties for the clients' security settings. The local nodes speak what the
+    clients do: TLS with ``local.kafka_ssl_keystore`` (and, when the clients present
+    certificates, demand one signed by the same CA), SASL with ``PLAIN`` for the configured user;
+    they talk to each other the same way."""
     kafka = settings.kafka
-    if kafka.security_protocol == "PLAINTEXT":
-        return []
-    if kafka.security_protocol != "SASL_PLAINTEXT" or kafka.sasl_mechanism != "PLAIN":
+    protocol = kafka.security_protocol
+    lines: list[str] = []
+    if protocol in ("SSL", "SASL_SSL"):
+        lines += _tls_config(settings)
+    if protocol.startswith("SASL"):
+        lines += _sasl_config(settings)
+    return lines
+
+
+def _tls_config(settings: Settings) -> list[str]:
+    keystore, ca = settings.local.kafka_ssl_keystore, settings.kafka.ssl_ca_location
+    if keystore is None or ca is None:
         raise ServiceStartError(
-            f"the local Kafka nodes speak PLAINTEXT or SASL_PLAINTEXT with PLAIN, not "
-            f"{kafka.security_protocol} {kafka.sasl_mechanism or ''}: point "
-            "LEARNFLOW_KAFKA__BOOTSTRAP_SERVERS at your brokers instead".rstrip()
+            f"local Kafka nodes speaking {settings.kafka.security_protocol} need "
+            "local.kafka_ssl_keystore (their key and certificate chain, PEM) and "
+            "kafka.ssl_ca_location (the CA that signed it)"
+        )
+    for path in (keystore, ca):
+        if not path.is_file():
+            raise ServiceStartError(f"{path} does not exist")
+    client_auth = "required" if settings.kafka.ssl_certificate_location else "none"
+    return [
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={keystore.resolve()}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={ca.resolve()}",
+        f"ssl.client.auth={client_auth}",
+        "ssl.endpoint.identification.algorithm=https",
+    ]
+
+
+def _sasl_config(settings: Settings) -> list[str]:
+    kafka = settings.kafka
+    if kafka.sasl_mechanism != "PLAIN":
+        raise ServiceStartError(
+            f"the local Kafka nodes take SASL with PLAIN, not {kafka.sasl_mechanism}: point "
+            "LEARNFLOW_KAFKA__BOOTSTRAP_SERVERS at your brokers instead"
         )
     user, password = kafka.sasl_username, kafka.sasl_password
     if user is None or password is None:  # the settings refuse SASL without them
@@ -224,10 +256,11 @@ def _sasl_config(settings: Settings) -> list[str]:
         "org.apache.kafka.common.security.plain.PlainLoginModule required "
         f'username="{user}" password="{secret}" user_{user}="{secret}";'
     )
+    listener = kafka.security_protocol.lower()
     return [
         "sasl.enabled.mechanisms=PLAIN",
         "sasl.mechanism.inter.broker.protocol=PLAIN",
-        f"listener.name.sasl_plaintext.plain.sasl.jaas.config={login}",
+        f"listener.name.{listener}.plain.sasl.jaas.config={login}",
     ]
 
 
