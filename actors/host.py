@@ -20,6 +20,8 @@ import os
 import time
 from typing import Any
 
+import ray
+
 from actors.feed import POLL_S, PartitionFeed
 from actors.shard import Folded, ShardStores, StudentShard
 from ingest.dead_letters import DeadLetterProducer
@@ -111,10 +113,12 @@ class ShardHost:
         return [await self.stats(p) for p in sorted(self._shards)]
 
     async def figures(self) -> dict[str, Any]:
-        """The host's own figures: its process, partitions and checkpoints written."""
+        """The host's own figures: its process and Ray node, partitions and checkpoints
+        written."""
         return {
             "host": self.index,
             "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
             "partitions": sorted(self._shards),
             "checkpoints": self._checkpoints,
             "uptime_s": time.monotonic() - self._started_at,

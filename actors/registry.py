@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.host import ShardHost, host_of, hosts
 from learnflow.settings import Settings
@@ -34,17 +35,31 @@ def host(settings: Settings, index: int, topic: str | None = None) -> Any:
     its constructor with empty shards, which reload students lazily and read their partitions
     again from their checkpoints. A call caught by a crash is resent to the restarted host
     (``shards.task_retries``): every method is safe to run twice.
+
+    A new host ``i`` is pinned to the ``i``-th of the cluster's live nodes (round robin, by
+    node id): a crashed host restarts there. When that node is lost, Ray cannot restart the
+    host anywhere and ends it; the next call to this function (the ingest's keeper makes one
+    within seconds) makes it anew on a node that is alive. Pinned rather than asked softly: a
+    soft request let Ray put both hosts on one node now and then.
     """
+    name = host_name(settings, index)
+    try:
+        return ray.get_actor(name, namespace=settings.ray.namespace)
+    except ValueError:  # not made yet
+        pass
+    nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])  # type: ignore[no-untyped-call]
+    placement = NodeAffinitySchedulingStrategy(nodes[index % len(nodes)], soft=False)
     return (
         ray.remote(ShardHost)
         .options(
-            name=host_name(settings, index),
+            name=name,
             namespace=settings.ray.namespace,
             lifetime="detached",
             get_if_exists=True,
             max_restarts=-1,
             max_task_retries=settings.shards.task_retries,
             num_cpus=0,
+            scheduling_strategy=placement,
         )
         .remote(settings, index, topic)
     )

@@ -16,6 +16,8 @@ from learnflow.settings import Settings
 logger = logging.getLogger(__name__)
 
 _LOOK_EVERY_S = 5.0
+_LOOK_AGAIN_S = 1.0
+"""After a failed look: a host ended with its node is made anew on a live one this soon."""
 
 
 class ShardKeeper:
@@ -67,10 +69,10 @@ class ShardKeeper:
                         for host in ray.get([h.all_stats.remote() for h in handles], timeout=60)
                         for figures in host
                     ]
-                except (RayError, TimeoutError) as err:  # a shard restarting: look again
+                except (RayError, TimeoutError) as err:  # a host restarting or ended
                     logger.warning("%s: shards not all up yet: %r", self.topic, err)
                     handles = []
-                self._stop.wait(_LOOK_EVERY_S)
+                self._stop.wait(_LOOK_EVERY_S if handles else _LOOK_AGAIN_S)
         except BaseException as err:
             self.error = err
             logger.exception("shard keeper on %s died", self.topic)

@@ -182,6 +182,9 @@ class ServeSettings(BaseModel):
     app_name: str = "learnflow"
     ingress_replicas: int = Field(default=1, ge=1)
     ingress_num_cpus: float = Field(default=0.1, ge=0, le=2)
+    max_replicas_per_node: int | None = Field(default=None, ge=1)
+    """At most this many ingress replicas on one Ray node (none: no limit); the cluster profile
+    sets 1 with 2 replicas, one on each node."""
     readiness_timeout_s: float = Field(default=2.0, gt=0)
     proxy: Literal["ray", "haproxy"] = "haproxy"
     """``haproxy``: Serve's HAProxy mode with its throughput-optimized settings (Debian's
@@ -345,7 +348,17 @@ class LocalPlatformSettings(BaseModel):
 
     run_dir: Path = Path(".run")
     kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
+    ray_worker_nodes: int = Field(default=0, ge=0, le=8)
+    """Ray nodes started on this host beside the head (``ray start --address``), each its own
+    process tree: what a node loss is tested on."""
+    ray_worker_cpus: int = Field(default=1, ge=1)
+    ray_worker_port_base: int = Field(default=20000, ge=1024, le=32000)
+    """Worker node ``k`` (from 1) takes the 100 ports from ``base + 100 * (k - 1)``: its node
+    manager, object manager, metrics, agents, and its workers (``+10`` to ``+60``)."""
     kafka_heap_mb: int = Field(default=512, ge=128)
+    kafka_libs_dir: Path = Path(".run/kafka/libs")
+    """The broker's jars, as ``make bootstrap`` fetches them: shared by every profile and run
+    directory."""
     kafka_ssl_keystore: Path | None = None
     """For local nodes that speak SSL or SASL_SSL: one PEM file holding the nodes' private key
     (PKCS#8, not encrypted) and their certificate chain, signed by ``kafka.ssl_ca_location``'s
@@ -357,14 +370,25 @@ class LocalPlatformSettings(BaseModel):
     @model_validator(mode="after")
     def _absolute_run_dir(self) -> LocalPlatformSettings:
         self.run_dir = self.run_dir.expanduser().resolve()
+        self.kafka_libs_dir = self.kafka_libs_dir.expanduser().resolve()
         return self
+
+
+PROFILE_FILE = Path(".run/profile.env")
+"""Settings of the local profile that ``learnflow up --cluster`` started, as ``LEARNFLOW_*``
+lines; read after the environment (which wins), so every command and test sees the platform
+that runs. ``learnflow down`` removes it."""
 
 
 class Settings(BaseSettings):
     """Every component's section; build once per process with ``Settings()``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="LEARNFLOW_", env_nested_delimiter="__", extra="forbid", frozen=False
+        env_prefix="LEARNFLOW_",
+        env_nested_delimiter="__",
+        env_file=PROFILE_FILE,
+        extra="forbid",
+        frozen=False,
     )
 
     environment: Environment = "dev"

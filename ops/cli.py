@@ -51,6 +51,15 @@ def up(
     app_: Annotated[
         bool, typer.Option("--app/--no-app", help="Also deploy the Serve application.")
     ] = True,
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            "--cluster",
+            help="Three Kafka nodes (replication 3, min in-sync 2), two Ray nodes, shards and "
+            "API replicas spread over both; its own files under .run/cluster. Stays the "
+            "profile of every command until `learnflow down`.",
+        ),
+    ] = False,
     dev_tokens: Annotated[
         bool | None,
         typer.Option(
@@ -62,7 +71,10 @@ def up(
     ] = None,
 ) -> None:
     """Start Redis, PostgreSQL, Kafka, Ray and the Serve app (what already runs is kept)."""
-    from ops.platform import ray, stack
+    from ops.platform import profile, ray, stack
+
+    if cluster:
+        profile.use_cluster([row.name for row in stack.status(Settings()) if row.running])
 
     # Through the environment, so that the settings' validation (dev only) applies to it too.
     if dev_tokens is not None:
@@ -78,7 +90,10 @@ def up(
             console.log(f"{step} …")
 
         stack.up(settings, report, with_app=app_)
-    console.print(f"[green]LearnFlow is up[/] in {time.monotonic() - began:.1f} s")
+    console.print(
+        f"[green]LearnFlow is up[/] in {time.monotonic() - began:.1f} s "
+        f"({profile.describe(settings)})"
+    )
     table = Table(show_header=False, box=None)
     table.add_row("App", settings.serve.url)
     table.add_row("Readiness", f"{settings.serve.url}/readyz")
@@ -91,13 +106,14 @@ def up(
 @app.command()
 def down(verbose: Verbose = False) -> None:
     """Stop everything ``learnflow up`` started, by pid."""
-    from ops.platform import stack
+    from ops.platform import profile, stack
 
     settings = _setup(verbose)
     with console.status("stopping") as spinner:
         results = stack.down(settings, lambda name: spinner.update(f"stopping {name}"))
     for name, was_running in results:
         console.print(f"{name:10} {'stopped' if was_running else 'was not running'}")
+    profile.clear()
 
 
 @app.command()

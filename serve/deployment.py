@@ -86,6 +86,11 @@ def build_grader(settings: Settings) -> Any:
     )
 
 
+def _spread(settings: Settings) -> dict[str, Any]:
+    limit = settings.serve.max_replicas_per_node
+    return {} if limit is None else {"max_replicas_per_node": limit}
+
+
 def build_application(settings: Settings) -> Any:
     """The bound Serve application (``ray.serve.Application``) for these settings."""
     grading = build_grader(settings) if settings.grader.placement == "deployment" else None
@@ -96,6 +101,7 @@ def build_application(settings: Settings) -> Any:
             max_ongoing_requests=settings.serve.max_ongoing_requests,
             ray_actor_options={"num_cpus": settings.serve.ingress_num_cpus},
             logging_config=_QUIET,
+            **_spread(settings),
         )
         .bind(settings, grading)
     )
@@ -105,7 +111,9 @@ def deploy(settings: Settings) -> None:
     """Connect to the running cluster and (re)deploy the app; returns once it is healthy."""
     ray_client.connect(settings)
     try:
+        # One proxy, on the head: nodes sharing a host cannot all take the app's port.
         ray_serve.start(
+            proxy_location="HeadOnly",
             http_options={"host": settings.serve.host, "port": settings.serve.port},
         )
         ray_serve.run(

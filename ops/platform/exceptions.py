@@ -15,3 +15,8 @@ class MissingDependencyError(LearnFlowError):
 
     Run ``make bootstrap`` (``make up`` does it too), which installs it.
     """
+
+
+class PlatformError(LearnFlowError):
+    """The local platform cannot do what was asked in its present state; the message says
+    what to do first."""

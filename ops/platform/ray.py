@@ -13,6 +13,7 @@ import shutil
 import sys
 import tempfile
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from learnflow.deadline import Deadline
@@ -23,7 +24,10 @@ from ops.platform.exceptions import MissingDependencyError
 from ops.platform.processes import ServiceFiles
 from ops.platform.status import ComponentStatus
 
-__all__ = ["client_env", "connect", "start", "status", "stop", "token_path", "use_cluster_env"]
+__all__ = [
+    "WorkerNode", "client_env", "connect", "start", "start_worker", "status", "stop",
+    "stop_worker", "token_path", "use_cluster_env", "worker_nodes", "worker_status",
+]  # fmt: skip
 
 NAME = "ray"
 # Unix socket paths are limited to 107 bytes; Ray puts session sockets deep under its temp dir.
@@ -91,6 +95,7 @@ def start(settings: Settings, deadline: Deadline) -> ComponentStatus:
             env={
                 **client_env(settings),
                 "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+                **(_NODE_HEALTH_CHECKS if settings.local.ray_worker_nodes else {}),
                 "RAY_worker_niceness": str(rs.worker_niceness),
                 **proxy_env(settings),
                 **rs.extra_env,
@@ -106,9 +111,101 @@ def start(settings: Settings, deadline: Deadline) -> ComponentStatus:
     return ComponentStatus(NAME, True, pid, rs.dashboard_port, rs.dashboard_url)
 
 
+_NODE_HEALTH_CHECKS = {
+    "RAY_health_check_period_ms": "1000",
+    "RAY_health_check_timeout_ms": "1000",
+    "RAY_health_check_failure_threshold": "3",
+}
+"""With worker nodes, one that misses three health checks a second apart is dead (Ray's
+defaults took about 17 s to end a lost node's actors). A head alone keeps the defaults: a
+busy 2-core host must not declare its only node dead."""
+
+
 def stop(settings: Settings, deadline: Deadline) -> bool:
-    """SIGTERM makes ``ray start --block`` stop every Ray process it began."""
+    """SIGTERM makes ``ray start --block`` stop every Ray process it began (worker nodes
+    first, then the head)."""
+    for node in worker_nodes(settings):
+        processes.stop(node.files, deadline)
     return processes.stop(files(settings), deadline)
+
+
+@dataclass(frozen=True)
+class WorkerNode:
+    """A Ray node started on this host beside the head: its own ``ray start`` process tree."""
+
+    index: int
+    files: ServiceFiles
+    ports: int
+    """The first of its 100 ports."""
+
+    @property
+    def node_manager_port(self) -> int:
+        return self.ports
+
+
+def worker_nodes(settings: Settings) -> list[WorkerNode]:
+    local = settings.local
+    return [
+        WorkerNode(
+            k,
+            ServiceFiles.under(local.run_dir, f"{NAME}-node-{k}"),
+            local.ray_worker_port_base + 100 * (k - 1),
+        )
+        for k in range(1, local.ray_worker_nodes + 1)
+    ]
+
+
+def start_worker(settings: Settings, node: WorkerNode, deadline: Deadline) -> ComponentStatus:
+    """Start ``node`` joined to the head (every port set: several nodes share this host)."""
+    rs = settings.ray
+    pid = processes.running_pid(node.files)
+    if pid is None:
+        base = node.ports
+        pid = processes.spawn(
+            node.files,
+            [
+                str(Path(sys.executable).with_name("ray")),
+                "start", "--block",
+                f"--address={rs.address}",
+                f"--node-ip-address={rs.host}",
+                f"--num-cpus={settings.local.ray_worker_cpus}",
+                f"--node-manager-port={base}",
+                f"--object-manager-port={base + 1}",
+                f"--metrics-export-port={base + 2}",
+                f"--dashboard-agent-listen-port={base + 3}",
+                f"--dashboard-agent-grpc-port={base + 4}",
+                f"--runtime-env-agent-port={base + 5}",
+                f"--min-worker-port={base + 10}",
+                f"--max-worker-port={base + 60}",
+                f"--object-store-memory={rs.object_store_mb * 1024 * 1024}",
+                f"--temp-dir={temp_dir(settings)}",
+                "--disable-usage-stats",
+            ],
+            env={
+                **client_env(settings),
+                "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+                "RAY_worker_niceness": str(rs.worker_niceness),
+                **rs.extra_env,
+            },
+        )  # fmt: skip
+    processes.wait_until(
+        node.files,
+        lambda: processes.port_open(rs.host, node.node_manager_port),
+        deadline,
+        f"Ray node {node.index} (node manager on {rs.host}:{node.node_manager_port})",
+        pid=pid,
+    )
+    return ComponentStatus(f"{NAME}-node-{node.index}", True, pid, node.node_manager_port, "")
+
+
+def worker_status(settings: Settings, node: WorkerNode) -> ComponentStatus:
+    pid = processes.running_pid(node.files)
+    up = pid is not None and processes.port_open(settings.ray.host, node.node_manager_port)
+    return ComponentStatus(f"{NAME}-node-{node.index}", up, pid, node.node_manager_port, "")
+
+
+def stop_worker(node: WorkerNode, deadline: Deadline) -> bool:
+    return processes.stop(node.files, deadline)
 
 
 def status(settings: Settings) -> ComponentStatus:

@@ -43,6 +43,9 @@ def up(settings: Settings, report: Report, *, with_app: bool = True) -> list[Com
     )
     report("Ray head")
     started.append(ray.start(settings, Deadline.after(budget)))
+    for node in ray.worker_nodes(settings):
+        report(f"Ray node {node.index}")
+        started.append(ray.start_worker(settings, node, Deadline.after(budget)))
     report("JWT keys")
     keyring.init(settings.auth.keys_dir)
     if with_app:
@@ -93,6 +96,7 @@ def status(settings: Settings) -> list[ComponentStatus]:
         postgres.status(settings),
         kafka.status(settings),
         ray.status(settings),
+        *(ray.worker_status(settings, node) for node in ray.worker_nodes(settings)),
         serve_status(settings),
     ]
 
