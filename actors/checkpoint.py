@@ -46,5 +46,8 @@ class StateStore(Protocol):
     async def publish_stats(self, topic: str, partition: int, figures: dict[str, int]) -> None:
         """Leave a shard's figures where operators' tools read them."""
 
+    async def mark_alive(self, topic: str, partitions: Sequence[int], ttl_s: float) -> None:
+        """Say that the partitions' shards run, for the next ``ttl_s`` seconds."""
+
     async def close(self) -> None:
         """Release the connections."""

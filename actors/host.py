@@ -35,6 +35,12 @@ logger = logging.getLogger(__name__)
 
 _GC_THRESHOLDS = (50_000, 20, 100)
 
+ALIVE_EVERY_S = 1.0
+ALIVE_TTL_S = 3.0
+"""A running host says so for its partitions every second (``keys.partition_alive``), each
+time for this long: progress reads mark a partition's Redis copy stale a few seconds after its
+host stopped."""
+
 
 class NotHostedError(LearnFlowError):
     """A call named a partition this host does not hold."""
@@ -157,6 +163,7 @@ class ShardHost:
         dead_letters = DeadLetterProducer(self._settings.kafka)
         backoff_s = self._settings.ingest.retry_backoff_s
         positioned = False
+        next_beat = 0.0
         for shard in shards.values():
             shard.feeding = True
         try:
@@ -182,6 +189,9 @@ class ShardHost:
                     for p, shard in shards.items():
                         shard.lag = feed.lag(p, shard.watermark)
                     feed.commit(force=not records)
+                    if time.monotonic() >= next_beat:
+                        await self._stores.redis.mark_alive(self.topic, list(shards), ALIVE_TTL_S)
+                        next_beat = time.monotonic() + ALIVE_EVERY_S
                 except asyncio.CancelledError:
                     raise
                 except Exception as err:

@@ -257,6 +257,12 @@ class RedisStateStore:
     async def publish_stats(self, topic: str, partition: int, figures: dict[str, int]) -> None:
         await self._redis.hset(keys.partition_stats(topic, partition), mapping=figures)  # type: ignore[arg-type]
 
+    async def mark_alive(self, topic: str, partitions: Sequence[int], ttl_s: float) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.set(keys.partition_alive(topic, partition), 1, px=int(ttl_s * 1000))
+            await pipe.execute()
+
     async def watermark(self, topic: str, partition: int) -> int:
         value = await self._redis.get(keys.partition_checkpoint(topic, partition))
         return int(value) if value is not None else -1

@@ -39,6 +39,13 @@ def partition_checkpoint(topic: str, partition: int) -> str:
     return f"partition:{{{topic}:{partition}}}:checkpoint"
 
 
+def partition_alive(topic: str, partition: int) -> str:
+    """Present while ``topic[partition]``'s shard runs: its host sets it again every second
+    with a few seconds to live. Without it, what Redis holds of the partition's students is
+    stale (events may wait on Kafka until the shard is back)."""
+    return f"partition:{{{topic}:{partition}}}:alive"
+
+
 def partition_stats(topic: str, partition: int) -> str:
     """Hash of the partition shard's figures (resident students, events applied, …)."""
     return f"partition:{{{topic}:{partition}}}:stats"

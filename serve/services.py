@@ -233,12 +233,17 @@ class Services:
                 self._published.current.version, err,
             )  # fmt: skip
 
-    def progress_keys(self, student_id: str) -> tuple[str, str]:
-        """What a progress read needs from Redis: the student's state and its partition's
-        checkpoint offset (read with the request's admission, in the same round trip)."""
+    def progress_keys(self, student_id: str) -> tuple[str, str, str]:
+        """What a progress read needs from Redis: the student's state, its partition's
+        checkpoint offset and whether the partition's shard runs (read with the request's
+        admission, in the same round trip)."""
         partition = partition_for_student(student_id, self.settings.kafka.partitions)
         topic = self.settings.kafka.events_topic
-        return keys.state(student_id), keys.partition_checkpoint(topic, partition)
+        return (
+            keys.state(student_id),
+            keys.partition_checkpoint(topic, partition),
+            keys.partition_alive(topic, partition),
+        )
 
     async def progress(
         self,
@@ -256,7 +261,7 @@ class Services:
         student's shard answers instead.
         """
         partition = partition_for_student(student_id, self.settings.kafka.partitions)
-        state_raw, mark_raw = saved
+        state_raw, mark_raw, alive_raw = saved
         watermark = int(mark_raw) if mark_raw is not None else -1
         caught_up = True
         if min_offset is not None and watermark < min_offset:
@@ -269,7 +274,7 @@ class Services:
                     async with self.redis.pipeline(transaction=False) as pipe:
                         for key in self.progress_keys(student_id):
                             pipe.get(key)
-                        state_raw, mark_raw = await pipe.execute()
+                        state_raw, mark_raw, alive_raw = await pipe.execute()
                     watermark = int(mark_raw) if mark_raw is not None else -1
             except RedisError as err:
                 logger.info("progress of %s from shard-%d: Redis: %r", student_id, partition, err)
@@ -282,7 +287,8 @@ class Services:
             partition_offset=watermark if watermark >= 0 else None,
             caught_up=caught_up,
             source="redis",
-            stale=False,
+            # The shard is down: events may wait on Kafka until it is back.
+            stale=alive_raw is None,
         )
         return view
 
