@@ -7,7 +7,7 @@ PYTEST := $(BIN)/python -m pytest
 QUIX := .run/quix-venv/installed
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap up down status test test-unit test-integration lint bench bench-mastery bench-ingest bench-api loadtest vegeta
+.PHONY: help bootstrap up up-cluster down status test test-unit test-integration test-cluster lint bench bench-mastery bench-ingest bench-api loadtest vegeta
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -18,7 +18,10 @@ bootstrap: ## Install Debian packages, the Python virtualenv and the Kafka jars 
 up: bootstrap ## Start Kafka, Redis, PostgreSQL, Ray, the Serve app and the web editor; print the URLs
 	@$(LEARNFLOW) up
 
-down: ## Stop everything `make up` started
+up-cluster: bootstrap ## The cluster profile: 3 Kafka nodes (RF 3, min ISR 2), 2 Ray nodes, shards and API replicas on both
+	@$(LEARNFLOW) up --cluster
+
+down: ## Stop everything `make up` or `make up-cluster` started
 	@if [ -x $(LEARNFLOW) ]; then $(LEARNFLOW) down; else echo "nothing to stop (no $(VENV))"; fi
 
 status: ## Show each component: running or not, pid, port, URL
@@ -32,6 +35,9 @@ test-unit: bootstrap ## Unit tests only (no services)
 
 test-integration: bootstrap ## Integration tests against the running platform (`make up` first)
 	@$(PYTEST) tests/integration
+
+test-cluster: bootstrap ## Node-loss tests on the cluster profile (stops the single-node platform first, restarts it after)
+	@scripts/test-cluster.sh
 
 lint: bootstrap ## ruff (lint + format check) and mypy
 	@$(BIN)/ruff check .
