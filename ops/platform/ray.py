@@ -76,31 +76,23 @@ def start(settings: Settings, deadline: Deadline) -> ComponentStatus:
     pid = processes.running_pid(svc)
     if pid is None:
         _ensure_token(settings)
-        pid = processes.spawn(
+        pid = _spawn(
+            settings,
             svc,
             [
-                str(Path(sys.executable).with_name("ray")),
-                "start", "--head", "--block",
+                "--head",
                 f"--node-ip-address={rs.host}",
                 f"--port={rs.gcs_port}",
                 f"--dashboard-host={rs.dashboard_host}",
                 f"--dashboard-port={rs.dashboard_port}",
                 f"--num-cpus={rs.num_cpus}",
                 f"--metrics-export-port={rs.metrics_port}",
-                f"--object-store-memory={rs.object_store_mb * 1024 * 1024}",
-                f"--temp-dir={temp_dir(settings)}",
-                "--disable-usage-stats",
             ],
-            # A local head holds nothing worth draining for: stop at once on SIGTERM.
-            env={
-                **client_env(settings),
-                "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+            {
                 **(_NODE_HEALTH_CHECKS if settings.local.ray_worker_nodes else {}),
-                "RAY_worker_niceness": str(rs.worker_niceness),
                 **proxy_env(settings),
-                **rs.extra_env,
             },
-        )  # fmt: skip
+        )
     processes.wait_until(
         svc,
         lambda: _dashboard_answers(settings),
@@ -109,6 +101,29 @@ def start(settings: Settings, deadline: Deadline) -> ComponentStatus:
         pid=pid,
     )
     return ComponentStatus(NAME, True, pid, rs.dashboard_port, rs.dashboard_url)
+
+
+def _spawn(settings: Settings, svc: ServiceFiles, node_args: list[str], env: dict[str, str]) -> int:
+    """``ray start --block`` with this node's arguments; a local node holds nothing worth
+    draining for, so it stops at once on SIGTERM."""
+    rs = settings.ray
+    return processes.spawn(
+        svc,
+        [
+            str(Path(sys.executable).with_name("ray")),
+            "start", "--block", *node_args,
+            f"--object-store-memory={rs.object_store_mb * 1024 * 1024}",
+            f"--temp-dir={temp_dir(settings)}",
+            "--disable-usage-stats",
+        ],
+        env={
+            **client_env(settings),
+            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+            "RAY_worker_niceness": str(rs.worker_niceness),
+            **env,
+            **rs.extra_env,
+        },
+    )  # fmt: skip
 
 
 _NODE_HEALTH_CHECKS = {
@@ -161,11 +176,10 @@ def start_worker(settings: Settings, node: WorkerNode, deadline: Deadline) -> Co
     pid = processes.running_pid(node.files)
     if pid is None:
         base = node.ports
-        pid = processes.spawn(
+        pid = _spawn(
+            settings,
             node.files,
             [
-                str(Path(sys.executable).with_name("ray")),
-                "start", "--block",
                 f"--address={rs.address}",
                 f"--node-ip-address={rs.host}",
                 f"--num-cpus={settings.local.ray_worker_cpus}",
@@ -177,17 +191,9 @@ def start_worker(settings: Settings, node: WorkerNode, deadline: Deadline) -> Co
                 f"--runtime-env-agent-port={base + 5}",
                 f"--min-worker-port={base + 10}",
                 f"--max-worker-port={base + 60}",
-                f"--object-store-memory={rs.object_store_mb * 1024 * 1024}",
-                f"--temp-dir={temp_dir(settings)}",
-                "--disable-usage-stats",
             ],
-            env={
-                **client_env(settings),
-                "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
-                "RAY_worker_niceness": str(rs.worker_niceness),
-                **rs.extra_env,
-            },
-        )  # fmt: skip
+            {},
+        )
     processes.wait_until(
         node.files,
         lambda: processes.port_open(rs.host, node.node_manager_port),
