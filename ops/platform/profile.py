@@ -12,6 +12,7 @@ from the single-node platform's, and its settings in :data:`PROFILE_FILE`, which
 from __future__ import annotations
 
 from learnflow.settings import PROFILE_FILE, Settings
+from ops.platform import kafka
 from ops.platform.exceptions import PlatformError
 
 __all__ = ["CLUSTER", "active", "clear", "describe", "use_cluster"]
@@ -52,9 +53,8 @@ def clear() -> None:
 
 
 def describe(settings: Settings) -> str:
-    nodes = len(settings.kafka.bootstrap_servers.split(","))
     return (
-        f"{active()} profile: {nodes} Kafka node(s), "
+        f"{active()} profile: {len(kafka.nodes(settings))} Kafka node(s), "
         f"{1 + settings.local.ray_worker_nodes} Ray node(s), "
         f"{settings.serve.ingress_replicas} API replica(s)"
     )

@@ -26,7 +26,7 @@ from ops.platform.status import ComponentStatus
 
 __all__ = [
     "WorkerNode", "client_env", "connect", "start", "start_worker", "status", "stop",
-    "stop_worker", "token_path", "use_cluster_env", "worker_nodes", "worker_status",
+    "token_path", "use_cluster_env", "worker_nodes", "worker_status",
 ]  # fmt: skip
 
 NAME = "ray"
@@ -150,12 +150,12 @@ class WorkerNode:
 
     index: int
     files: ServiceFiles
-    ports: int
-    """The first of its 100 ports."""
+    port: int
+    """Its node manager's port, the first of its 100."""
 
     @property
-    def node_manager_port(self) -> int:
-        return self.ports
+    def name(self) -> str:
+        return f"{NAME}-node-{self.index}"
 
 
 def worker_nodes(settings: Settings) -> list[WorkerNode]:
@@ -175,7 +175,7 @@ def start_worker(settings: Settings, node: WorkerNode, deadline: Deadline) -> Co
     rs = settings.ray
     pid = processes.running_pid(node.files)
     if pid is None:
-        base = node.ports
+        base = node.port
         pid = _spawn(
             settings,
             node.files,
@@ -196,22 +196,18 @@ def start_worker(settings: Settings, node: WorkerNode, deadline: Deadline) -> Co
         )
     processes.wait_until(
         node.files,
-        lambda: processes.port_open(rs.host, node.node_manager_port),
+        lambda: processes.port_open(rs.host, node.port),
         deadline,
-        f"Ray node {node.index} (node manager on {rs.host}:{node.node_manager_port})",
+        f"Ray node {node.index} (node manager on {rs.host}:{node.port})",
         pid=pid,
     )
-    return ComponentStatus(f"{NAME}-node-{node.index}", True, pid, node.node_manager_port, "")
+    return ComponentStatus(node.name, True, pid, node.port, "")
 
 
 def worker_status(settings: Settings, node: WorkerNode) -> ComponentStatus:
     pid = processes.running_pid(node.files)
-    up = pid is not None and processes.port_open(settings.ray.host, node.node_manager_port)
-    return ComponentStatus(f"{NAME}-node-{node.index}", up, pid, node.node_manager_port, "")
-
-
-def stop_worker(node: WorkerNode, deadline: Deadline) -> bool:
-    return processes.stop(node.files, deadline)
+    up = pid is not None and processes.port_open(settings.ray.host, node.port)
+    return ComponentStatus(node.name, up, pid, node.port, "")
 
 
 def status(settings: Settings) -> ComponentStatus:
