@@ -9,6 +9,7 @@ import random
 import uuid
 
 import orjson
+import pytest
 import redis
 
 from actors import postgres_store, redis_store
@@ -56,12 +57,17 @@ def _merge(pieces: list[CheckpointBatch]) -> CheckpointBatch:
     return CheckpointBatch(first.topic, first.partition, pieces[-1].last_offset, applied)
 
 
-def test_overlapping_replays_record_each_event_and_step_once(settings: Settings) -> None:
+@pytest.mark.parametrize(
+    "small_rows", [postgres_store.SMALL_CHECKPOINT_ROWS, 0], ids=["one-call", "copy"]
+)
+def test_overlapping_replays_record_each_event_and_step_once(
+    settings: Settings, small_rows: int
+) -> None:
     pieces, by_student = _batches(settings, total=40)
 
     async def record_with_replays() -> None:
         pool = await postgres_store.connect(settings.postgres, 1)
-        store = PostgresHistoryStore(pool)
+        store = PostgresHistoryStore(pool, small_rows)
         try:
             # As after crashes and rewinds: replays start earlier and end later than what
             # was recorded, so one batch mixes recorded and new steps of the same week.
@@ -82,6 +88,42 @@ def test_overlapping_replays_record_each_event_and_step_once(settings: Settings)
             key: (aggregate.attempts, aggregate.correct, aggregate.p_mastered)
             for key, aggregate in reference.items()
         }, student
+
+
+def test_a_checkpoint_in_one_call_records_the_rows_copy_does(settings: Settings) -> None:
+    """The one-call path of small checkpoints and the ``COPY`` path of large ones write the
+    same attempt rows, column for column."""
+    first = 1000 + random.randrange(1_000_000)  # no real partition's history gets involved
+    topic = f"test.history.{uuid.uuid4().hex[:6]}"
+    pieces, _ = _batches(settings, total=30, partition=first, topic=topic)
+    copied = [dataclasses.replace(piece, partition=first + 1) for piece in pieces]
+
+    async def record_both_ways() -> list[list[tuple[object, ...]]]:
+        pool = await postgres_store.connect(settings.postgres, 1)
+        try:
+            await PostgresHistoryStore(pool).record([_merge(pieces)])
+            await PostgresHistoryStore(pool, small_rows=0).record([_merge(copied)])
+            columns = ", ".join(c for c in postgres_store.ATTEMPT_COLUMNS if c != "kafka_partition")
+            return [
+                [
+                    tuple(row)
+                    for row in await pool.fetch(
+                        f"SELECT {columns} FROM attempts WHERE kafka_partition = $1 "  # noqa: S608 - column names
+                        "ORDER BY kafka_offset",
+                        partition,
+                    )
+                ]
+                for partition in (first, first + 1)
+            ]
+        finally:
+            await pool.execute(
+                "DELETE FROM attempts WHERE kafka_partition = ANY($1::int[])", [first, first + 1]
+            )
+            await pool.close()
+
+    one_call, copy = asyncio.run(record_both_ways())
+    assert len(one_call) == len(pieces)
+    assert one_call == copy
 
 
 def test_a_shard_rebuilds_from_history_what_redis_lost(
