@@ -8,12 +8,13 @@ committed to the ingest's consumer group (at most every ``COMMIT_EVERY_S``) only
 shows where operators look for it; a restarted host starts from its shards' checkpoints, not
 from those commits.
 
-Blocking calls (poll, seek, close, the dead-letter producer's flush) run in a worker thread: a
-host's event loop also answers progress reads.
+Blocking calls (the wait for a record, seek, close, the dead-letter producer's flush) run in a
+worker thread: a host's event loop also answers progress reads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -67,22 +68,26 @@ class PartitionFeed:
         the assignment is replaced whole, so nothing fetched before is handed out after."""
         self._consumer.assign([TopicPartition(self.topic, p, o) for p, o in offsets.items()])
 
-    def poll(self, timeout_s: float) -> dict[int, list[Record]]:
-        """Wait at most ``timeout_s`` for a record, then take every one already fetched, by
-        partition; while records keep coming, first wait ``ingest.linger_ms`` for more."""
-        first = self._consumer.poll(timeout_s)
+    async def read(self, timeout_s: float) -> dict[int, list[Record]]:
+        """Every record already fetched, by partition, or the first to come within
+        ``timeout_s``; while records keep coming, first wait ``ingest.linger_ms`` for more.
+
+        Records already fetched are taken on the event loop (a non-blocking call); only the
+        wait for one goes to a worker thread, whose hand-off costs more than a small batch's
+        fold."""
+        limit = self._settings.max_batch
+        messages = self._consumer.consume(limit, timeout=0)
+        if not messages:
+            first = await asyncio.to_thread(self._consumer.poll, timeout_s)
+            if first is None:
+                return {}
+            messages = [first]
         now = time.monotonic()
-        if first is None:
-            return {}
         busy = now - self._last_record < BUSY_S
         self._last_record = now
-        messages = [
-            first,
-            *self._consumer.consume(
-                self._settings.max_batch - 1,
-                timeout=self._settings.linger_ms / 1000 if busy else 0,
-            ),
-        ]
+        if busy and len(messages) < limit and self._settings.linger_ms > 0:
+            await asyncio.sleep(self._settings.linger_ms / 1000)
+            messages += self._consumer.consume(limit - len(messages), timeout=0)
         records: dict[int, list[Record]] = {}
         for msg in messages:
             err = msg.error()

@@ -177,7 +177,7 @@ class ShardHost:
                         for p, mark in marks.items():  # a commit lost with a crash
                             feed.checkpointed(p, mark)
                         positioned = True
-                    records = await asyncio.to_thread(feed.poll, POLL_S)
+                    records = await feed.read(POLL_S)
                     await self._stores.follow_model()
                     if records:
                         for result in await self._apply(records):
