@@ -55,7 +55,7 @@ class PartitionFeed:
                 **{
                     "fetch.min.bytes": 1,
                     "fetch.wait.max.ms": 500,
-                    "queued.max.messages.kbytes": 16 * 1024,
+                    "queued.max.messages.kbytes": 32 * 1024,
                 },
             )
         )
