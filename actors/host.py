@@ -80,6 +80,8 @@ class ShardHost:
         }
         self._started_at = time.monotonic()
         self._checkpoints = 0
+        self._first_read_at: float | None = None
+        """When the feed first read a record (seconds since the epoch)."""
         # A Ray actor's constructor runs on its event loop.
         self._feeding: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
             self._feed()
@@ -119,14 +121,15 @@ class ShardHost:
         return [await self.stats(p) for p in sorted(self._shards)]
 
     async def figures(self) -> dict[str, Any]:
-        """The host's own figures: its process and Ray node, partitions and checkpoints
-        written."""
+        """The host's own figures: its process and Ray node, partitions, checkpoints written
+        and when it first read a record."""
         return {
             "host": self.index,
             "pid": os.getpid(),
             "node_id": ray.get_runtime_context().get_node_id(),
             "partitions": sorted(self._shards),
             "checkpoints": self._checkpoints,
+            "first_read_at": self._first_read_at,
             "uptime_s": time.monotonic() - self._started_at,
         }
 
@@ -180,6 +183,8 @@ class ShardHost:
                     records = await feed.read(POLL_S)
                     await self._stores.follow_model()
                     if records:
+                        if self._first_read_at is None:
+                            self._first_read_at = time.time()
                         for result in await self._apply(records):
                             if result.dead_letters:
                                 await self._deliver(
