@@ -30,11 +30,28 @@ ON CONFLICT (topic, partition) DO UPDATE SET kafka_offset = c.kafka_offset
 RETURNING partition, kafka_offset
 """
 
-ATTEMPT_COLUMNS = (
-    "event_id", "student_id", "exercise_id", "components", "passed", "score", "tests_passed",
-    "tests_total", "duration_ms", "submitted_at", "kafka_partition", "kafka_offset",
-    "model_version", "mastery",
-)  # fmt: skip
+
+class _AttemptRow(msgspec.Struct, gc=False):
+    """An attempt row as a checkpoint writes it: ``record_checkpoint`` reads its fields by name,
+    ``COPY`` in this order."""
+
+    event_id: UUID
+    student_id: str
+    exercise_id: str
+    components: tuple[str, ...]
+    passed: bool
+    score: float
+    tests_passed: int
+    tests_total: int
+    duration_ms: int
+    submitted_at: datetime
+    kafka_partition: int
+    kafka_offset: int
+    model_version: int
+    mastery: tuple[float, ...]
+
+
+ATTEMPT_COLUMNS: tuple[str, ...] = _AttemptRow.__struct_fields__
 
 _RECORD_SMALL = "SELECT record_checkpoint($1, $2, $3, $4)"
 SMALL_CHECKPOINT_ROWS = 256
@@ -195,25 +212,6 @@ class PostgresHistoryStore:
             offset,
         )
         return [row["student_id"] for row in rows]
-
-
-class _AttemptRow(msgspec.Struct, gc=False):
-    """An attempt row as ``record_checkpoint`` reads it (ATTEMPT_COLUMNS, by name)."""
-
-    event_id: UUID
-    student_id: str
-    exercise_id: str
-    components: tuple[str, ...]
-    passed: bool
-    score: float
-    tests_passed: int
-    tests_total: int
-    duration_ms: int
-    submitted_at: datetime
-    kafka_partition: int
-    kafka_offset: int
-    model_version: int
-    mastery: tuple[float, ...]
 
 
 _json = msgspec.json.Encoder()

@@ -87,11 +87,27 @@ _COMPONENTS = (
 _QUIX_PYTHON = Path(".run/quix-venv/bin/python")
 
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (from /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
+def process_cpu_s(pid: int, task: int | None = None) -> float:
+    """User + system CPU seconds a process (or one of its threads) has used so far (from
+    /proc)."""
+    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
+    with open(path) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def processes() -> dict[int, str]:
+    """Every running process's command line, by pid."""
+    found: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                found[int(entry)] = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+    return found
 
 
 class CpuMeter:
@@ -104,13 +120,9 @@ class CpuMeter:
     @staticmethod
     def _read() -> dict[int, tuple[str, float]]:
         found: dict[int, tuple[str, float]] = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
+        for pid, command in processes().items():
             try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    command = f.read().replace(b"\0", b" ").decode(errors="replace")
-                found[int(entry)] = (command, process_cpu_s(int(entry)))
+                found[pid] = (command, process_cpu_s(pid))
             except OSError:  # gone meanwhile
                 continue
         return found
@@ -324,52 +336,43 @@ def produce_steadily(
     producer.flush(60)
 
 
-def _brokers() -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if entry.isdigit() and b"kafka.Kafka" in f.read():
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
+def kafka_pids() -> list[int]:
+    """The pids of the running Kafka nodes."""
+    return [pid for pid, command in processes().items() if "kafka.Kafka" in command]
 
 
-def broker_compiler_cpu_s(brokers: list[int]) -> float:
+def broker_compiler_cpu_s(pids: list[int]) -> float:
     """CPU seconds the brokers' JIT compiler threads have used so far."""
     total = 0.0
-    for pid in brokers:
+    for pid in pids:
         try:
-            tasks = os.listdir(f"/proc/{pid}/task")
+            tasks = [int(task) for task in os.listdir(f"/proc/{pid}/task")]
         except OSError:
             continue
         for task in tasks:
             try:
                 with open(f"/proc/{pid}/task/{task}/comm") as f:
-                    if not f.read().startswith(("C1 Compiler", "C2 Compiler")):
-                        continue
-                with open(f"/proc/{pid}/task/{task}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            except OSError:
+                    if f.read().startswith(("C1 Compiler", "C2 Compiler")):
+                        total += process_cpu_s(pid, task)
+            except OSError:  # gone meanwhile
                 continue
     return total
 
 
-def warm_up(settings: Settings, producer: Producer, run: str) -> tuple[float, float]:
+def warm_up(
+    settings: Settings, producer: Producer, run: str, kafka: list[int]
+) -> tuple[float, float]:
     """Produce at the steady rate for ``WARM_UP_SECONDS``, then on until the brokers' JIT
     compilers went quiet for two seconds (at most ``WARM_UP_MAX_SECONDS``). (seconds it took,
     compiler CPU per second in its last two seconds)."""
-    brokers = _brokers()
     values = make_values(f"{run}-warm-up", STEADY_RATE * WARM_UP_MAX_SECONDS, 2000, seed=2)
-    compiled = [broker_compiler_cpu_s(brokers)]
+    compiled = [broker_compiler_cpu_s(kafka)]
     seconds = 0
     while seconds < WARM_UP_MAX_SECONDS:
         chunk = values[seconds * STEADY_RATE : (seconds + 1) * STEADY_RATE]
         produce_steadily(settings, producer, chunk, STEADY_RATE)
         seconds += 1
-        compiled.append(broker_compiler_cpu_s(brokers))
+        compiled.append(broker_compiler_cpu_s(kafka))
         recent = (compiled[-1] - compiled[-3]) / 2 if len(compiled) >= 3 else float("inf")
         if seconds >= WARM_UP_SECONDS and recent < COMPILING_S_PER_S:
             break
@@ -394,17 +397,17 @@ def steady_latency(settings: Settings, run: str) -> SteadyRun:
     # One producer for the warm-up and the run: a record's latency starts when produce() is
     # called, so a new producer's connection setup would count as latency of the first ones.
     producer = Producer(producer_config(settings.kafka))
-    warm_up_s, compiling = warm_up(settings, producer, run)
+    kafka_nodes = kafka_pids()
+    warm_up_s, compiling = warm_up(settings, producer, run, kafka_nodes)
     time.sleep(1.0)
     ray.get([s.latency_samples.remote(clear=True) for s in shards])
     values = make_values(f"{run}-steady", STEADY_RATE * STEADY_SECONDS, 2000, seed=3)
-    brokers = _brokers()
     meter, batches, began = CpuMeter(), checkpoints_written(settings), time.monotonic()
-    compiled = broker_compiler_cpu_s(brokers)
+    compiled = broker_compiler_cpu_s(kafka_nodes)
     produce_steadily(settings, producer, values, STEADY_RATE)
     time.sleep(2.0)
     cpu = meter.seconds()
-    compiled = (broker_compiler_cpu_s(brokers) - compiled) / (time.monotonic() - began)
+    compiled = (broker_compiler_cpu_s(kafka_nodes) - compiled) / (time.monotonic() - began)
     checkpoints_per_s = (checkpoints_written(settings) - batches) / (time.monotonic() - began)
     latencies = np.array(
         [
