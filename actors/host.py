@@ -156,10 +156,14 @@ class ShardHost:
         """Read the hosted partitions, each from its shard's checkpoint, and apply what each
         read brings in one checkpoint.
 
-        Any failure (a store or Kafka down, a shard's first start failing) waits
-        ``ingest.retry_backoff_s`` and reads every partition again from its checkpoint: memory
-        moves only with a saved checkpoint, so the replay is harmless. Dead letters are
-        delivered before the feed goes on; they are retried until the topic takes them.
+        A read is folded while the checkpoint of the one before is being written: PostgreSQL
+        and Redis work on one while the host works on the next, instead of the host waiting on
+        them. Checkpoints are written one after another, in order, and memory moves only with
+        a saved one. Any failure (a store or Kafka down, a shard's first start failing) waits
+        ``ingest.retry_backoff_s``, drops what was folded and not saved, and reads every
+        partition again from its checkpoint: the replay is harmless. Dead letters are
+        delivered before the next checkpoint is written; they are retried until the topic
+        takes them.
         """
         shards = self._shards
         feed = PartitionFeed(self._settings, self.topic, sorted(shards), f"shard-host-{self.index}")
@@ -167,6 +171,8 @@ class ShardHost:
         backoff_s = self._settings.ingest.retry_backoff_s
         positioned = False
         next_beat = 0.0
+        writing: asyncio.Task[None] | None = None
+        """The checkpoint of the last read folded, until it is saved and settled."""
         for shard in shards.values():
             shard.feeding = True
         try:
@@ -181,16 +187,17 @@ class ShardHost:
                             feed.checkpointed(p, mark)
                         positioned = True
                     records = await feed.read(POLL_S)
+                    if records and self._first_read_at is None:
+                        self._first_read_at = time.time()
                     await self._stores.follow_model()
-                    if records:
-                        if self._first_read_at is None:
-                            self._first_read_at = time.time()
-                        for result in await self._apply(records):
-                            if result.dead_letters:
-                                await self._deliver(
-                                    dead_letters, result.partition, result.dead_letters
-                                )
-                            feed.checkpointed(result.partition, result.checkpointed_offset + 1)
+                    prepared = await self._fold(records) if records else []
+                    if writing is not None:
+                        await writing
+                        writing = None
+                    if prepared:
+                        writing = asyncio.get_running_loop().create_task(
+                            self._write(prepared, feed, dead_letters)
+                        )
                     for p, shard in shards.items():
                         shard.lag = feed.lag(p, shard.watermark)
                     feed.commit(force=not records)
@@ -204,37 +211,56 @@ class ShardHost:
                         "%s%s: feed failed, reading again from the checkpoints: %r",
                         self.topic, sorted(shards), err,
                     )  # fmt: skip
+                    if writing is not None:  # saved and settled, or failed: either way done
+                        with contextlib.suppress(Exception):
+                            await writing
+                        writing = None
+                    for shard in shards.values():
+                        shard.discard()
                     positioned = False
                     await asyncio.sleep(backoff_s)
         finally:
+            if writing is not None:
+                writing.cancel()
+                with contextlib.suppress(BaseException):
+                    await writing
             for shard in shards.values():
                 shard.feeding = False
             await asyncio.to_thread(feed.close)
 
-    async def _apply(self, records: dict[int, list[Record]]) -> list[BatchResult]:
-        """Fold each partition's records, save them all in one checkpoint, then settle each."""
-        shards = [self._shard(p) for p in sorted(records)]
+    async def _fold(self, records: dict[int, list[Record]]) -> list[tuple[StudentShard, Folded]]:
+        """Fold each partition's records (on top of what is folded and not yet saved)."""
         prepared: list[tuple[StudentShard, Folded]] = []
-        async with contextlib.AsyncExitStack() as held:
-            for shard in shards:
-                await held.enter_async_context(shard.lock)
-            for shard in shards:
-                folded = await shard.fold(records[shard.partition])
-                if folded is not None:
-                    prepared.append((shard, folded))
-            if not prepared:
-                return []
-            began = time.perf_counter()
-            await self._stores.checkpoint([folded.folded.checkpoint for _, folded in prepared])
-            seconds = time.perf_counter() - began
-            self._checkpoints += 1
-            results = []
-            for shard, folded in prepared:
-                shard.checkpointed(seconds)
-                results.append(shard.settle(folded))
+        for partition in sorted(records):
+            shard = self._shard(partition)
+            folded = await shard.fold(records[partition])
+            if folded is not None:
+                prepared.append((shard, folded))
+            await asyncio.sleep(0)  # the checkpoint being written goes on between partitions
+        return prepared
+
+    async def _write(
+        self,
+        prepared: list[tuple[StudentShard, Folded]],
+        feed: PartitionFeed,
+        dead_letters: DeadLetterProducer,
+    ) -> None:
+        """Save the folded partitions in one checkpoint, then settle each, wake its readers
+        and deliver its dead letters."""
+        began = time.perf_counter()
+        await self._stores.checkpoint([folded.folded.checkpoint for _, folded in prepared])
+        seconds = time.perf_counter() - began
+        self._checkpoints += 1
+        results: list[BatchResult] = []
+        for shard, folded in prepared:
+            shard.checkpointed(seconds)
+            results.append(shard.settle(folded))
         for shard, _ in prepared:
             await shard.notify()
-        return results
+        for result in results:
+            if result.dead_letters:
+                await self._deliver(dead_letters, result.partition, result.dead_letters)
+            feed.checkpointed(result.partition, result.checkpointed_offset + 1)
 
     async def _deliver(
         self, producer: DeadLetterProducer, partition: int, letters: tuple[DeadLetter, ...]

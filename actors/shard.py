@@ -136,11 +136,14 @@ class StudentShard:
         self._thresholds = settings.mastery.thresholds()
         self._students: OrderedDict[str, StudentState] = OrderedDict()
         self._watermark = -1
+        self._pending: dict[str, StudentState] = {}
+        """States of batches folded but not yet checkpointed, newest: what the next fold
+        starts from (a host folds its next read while the last one is being written)."""
+        self._folded_to = -1
+        """The last offset folded: the watermark, or beyond it while a batch is pending."""
         self._started = False
         self._own_stores = stores is None
         self._stores = stores or ShardStores(settings)
-        self.lock = asyncio.Lock()
-        """Held from a batch's fold to its settling: one batch at a time per partition."""
         self._start_lock = asyncio.Lock()
         self._changed = asyncio.Condition()
         self._latencies: deque[float] = deque(maxlen=settings.shards.latency_samples)
@@ -175,27 +178,36 @@ class StudentShard:
         return self._watermark
 
     async def fold(self, records: list[Record]) -> Folded | None:
-        """Fold the records above the watermark on copies of their students (loading those not
-        resident); ``None`` if every record was applied before. Call with :attr:`lock` held,
-        after :meth:`start`."""
+        """Fold the records above the last folded offset on copies of their students (loading
+        those not resident), on top of any batch folded but not yet settled; ``None`` if every
+        record was applied before. One caller (the host's feed), after :meth:`start`; batches
+        are settled in the order they were folded, or all dropped by :meth:`discard`."""
         began = time.perf_counter()
-        fresh = [record for record in records if record[0] > self._watermark]
+        fresh = [record for record in records if record[0] > self._folded_to]
         if not fresh:
             self._counts["skipped"] += len(records)
             return None
         parsed = parse_batch(fresh)
+        pending, resident = self._pending, self._students
         loaded = await self._stores.redis.load(
-            [s for s in parsed.students() if s not in self._students]
+            [s for s in parsed.students() if s not in pending and s not in resident]
         )
-        resident = self._students
 
         def known(student: str) -> StudentState | None:
-            return resident.get(student) or loaded.get(student)
+            return pending.get(student) or resident.get(student) or loaded.get(student)
 
         folded = fold_batch(
             self.topic, self.partition, parsed, known, self._stores.model, self._thresholds
         )
+        pending.update(folded.checkpoint.states)
+        self._folded_to = folded.checkpoint.last_offset
         return Folded(folded, loaded, len(records) - len(fresh) + folded.skipped, began)
+
+    def discard(self) -> None:
+        """Forget the batches folded and not settled (their checkpoint failed or never ran):
+        the next fold starts from the checkpoint again."""
+        self._pending.clear()
+        self._folded_to = self._watermark
 
     def checkpointed(self, seconds: float) -> None:
         self._metrics.checkpoint_seconds(seconds)
@@ -207,9 +219,12 @@ class StudentShard:
         for student, state in prepared.loaded.items():
             if student not in working:
                 self._students[student] = state
+        pending = self._pending
         for student, state in working.items():
             self._students[student] = state
             self._students.move_to_end(student)
+            if pending.get(student) is state:  # no later batch changed the student since
+                del pending[student]
         self._watermark = batch.last_offset
         self._evict()
         now_ms = time.time() * 1000.0
@@ -313,7 +328,8 @@ class StudentShard:
         history_mark = await self._stores.history.watermark(self.topic, self.partition)
         if history_mark > redis_mark:
             await self._repair_redis(redis_mark, history_mark)
-        self._watermark = max(redis_mark, history_mark)
+        self._watermark = self._folded_to = max(redis_mark, history_mark)
+        self._pending.clear()
         self._started = True
         logger.info(
             "%s[%d] shard started: checkpointed @%d", self.topic, self.partition, self._watermark

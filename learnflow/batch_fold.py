@@ -7,7 +7,8 @@ produced applies nothing, and folding any prefix and then the rest (from any ear
 ends in the states and aggregates of one fold of the whole.
 
 The aggregates follow the rules the stores apply: :func:`daily_values` is what the Redis
-checkpoint writes (a day's last value per component), :func:`weekly_rows` what PostgreSQL's
+checkpoint writes (a day's last value per component; the fold makes a batch's as it goes, where
+each event's day is known already), :func:`weekly_rows` what PostgreSQL's
 ``weekly_mastery`` view reads from the attempt rows (each recorded once: a checkpoint records
 only the events above its partition's watermark).
 """
@@ -25,7 +26,14 @@ from learnflow.bkt import ModelParameters
 from learnflow.events import AttemptGraded, parse_event
 from learnflow.exceptions import InvalidEventError
 from learnflow.levels import LevelThresholds
-from learnflow.student_state import StudentState, utc_day
+from learnflow.student_state import (
+    NO_OFFSET,
+    ComponentMastery,
+    StudentState,
+    apply_attempt,
+    state_holding,
+    utc_day,
+)
 from learnflow.weekly import iso_week_of
 
 
@@ -47,6 +55,14 @@ class ParsedBatch:
 
     def students(self) -> set[str]:
         return {record.event.student_id for record in self.records}
+
+
+@dataclass(slots=True)
+class _Working:
+    """A student's components while a batch folds them, and its last applied offset."""
+
+    components: dict[str, ComponentMastery]
+    applied_offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +106,12 @@ def fold_batch(
     An event at or below its student's ``applied_offset`` is skipped; one the mastery engine
     cannot apply is a dead letter and the stream goes on.
     """
-    working: dict[str, StudentState] = {}
+    # Each student's components are copied once per batch and changed in place by each of
+    # its events: one new state per student the batch changed, not one per event.
+    working: dict[str, _Working] = {}
+    changed: dict[str, None] = {}  # in the order of their first applied event
     written: set[tuple[str, date]] = set()
+    daily: dict[tuple[str, date], dict[str, float]] = {}
     applied: list[AppliedEvent] = []
     timestamps: list[int] = []
     version = model.version
@@ -100,26 +120,43 @@ def fold_batch(
     for record in batch.records:
         event, offset = record.event, record.offset
         student = event.student_id
-        state = working.get(student)
-        if state is None:
-            state = known(student) or StudentState(student)
-            latest = latest_day(state)
-            if latest is not None:
-                written.add((student, latest))
-        if offset <= state.applied_offset:
+        entry = working.get(student)
+        if entry is None:
+            state = known(student)
+            if state is None:
+                entry = working[student] = _Working({}, NO_OFFSET)
+            else:
+                entry = working[student] = _Working(dict(state.components), state.applied_offset)
+                latest = latest_day(state)
+                if latest is not None:
+                    written.add((student, latest))
+        if offset <= entry.applied_offset:
             skipped += 1
             continue
+        day = utc_day(event.submitted_at)
         try:
-            state = state.apply(event, model, thresholds, offset)
+            mastery = apply_attempt(entry.components, event, model, thresholds, day)
         except Exception as err:  # a failing event is dead-lettered, the stream goes on
             dead.append(DeadLetter(offset, event.key, record.value, f"apply failed: {err!r}"))
             continue
-        working[student] = state
-        applied.append(applied_event(offset, event, state, version))
+        entry.applied_offset = offset
+        changed[student] = None
+        applied.append(AppliedEvent(offset, event, version, mastery))
         timestamps.append(record.timestamp_ms)
+        values = daily.get((student, day))
+        if values is None:
+            values = daily[student, day] = {}
+        # One P(mastered) per component: strict's check would cost more than the copy.
+        for name, p in zip(event.components, mastery, strict=False):
+            values[name] = p
     dead.sort(key=lambda letter: letter.offset)
+    states = {
+        student: state_holding(student, entry.components, entry.applied_offset, version)
+        for student in changed
+        for entry in (working[student],)
+    }
     checkpoint = CheckpointBatch(
-        topic, partition, batch.last_offset, applied, working, version, frozenset(written)
+        topic, partition, batch.last_offset, applied, states, version, frozenset(written), daily
     )
     return FoldedBatch(checkpoint, tuple(dead), skipped, tuple(timestamps))
 

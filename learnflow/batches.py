@@ -74,3 +74,7 @@ class CheckpointBatch:
     """(student, UTC day) pairs of the batch whose daily mastery an earlier checkpoint already
     wrote (the day of the student's latest attempt before the batch): their keys exist and
     expire already. Any other day of the batch may be a new key."""
+    daily: Mapping[tuple[str, date], Mapping[str, float]] | None = None
+    """Each (student, UTC day)'s last P(mastered) per component among ``applied``, as
+    :func:`~learnflow.batch_fold.daily_values` makes them (``None``: not made yet; the writer
+    makes them)."""

@@ -113,13 +113,8 @@ class StudentState:
         if offset is not None and offset <= self.applied_offset:
             return self
         updated = dict(self.components)
-        at, passed = event.submitted_at, event.passed
-        day = utc_day(at)
-        for name in event.components:
-            updated[name] = attempt_component(
-                self.component(name, model), passed, at, model, name, thresholds, day
-            )
-        return _state(
+        apply_attempt(updated, event, model, thresholds, utc_day(event.submitted_at))
+        return state_holding(
             self.student_id,
             updated,
             self.applied_offset if offset is None else offset,
@@ -130,14 +125,38 @@ class StudentState:
         return {name: state.level(thresholds) for name, state in self.components.items()}
 
 
-def _state(
+def apply_attempt(
+    components: dict[str, ComponentMastery],
+    event: AttemptGraded,
+    model: ModelParameters,
+    thresholds: LevelThresholds,
+    day: date,
+) -> tuple[float, ...]:
+    """Apply ``event`` to a working copy of a student's ``components``, in place, all of its
+    components or none (``day``: :func:`utc_day` of the event's ``submitted_at``); return the
+    P(mastered) each of them has after it, in the event's order."""
+    at, passed, names = event.submitted_at, event.passed, event.components
+    updated = [
+        attempt_component(
+            found if (found := components.get(name)) is not None else initial(name, model),
+            passed, at, model, name, thresholds, day,
+        )
+        for name in names
+    ]  # fmt: skip
+    for name, component in zip(names, updated, strict=False):  # one length: no check per event
+        components[name] = component
+    return tuple([component.p_mastered for component in updated])
+
+
+def state_holding(
     student_id: str,
     components: dict[str, ComponentMastery],
     applied_offset: int,
     model_version: int,
 ) -> StudentState:
-    """A state holding ``components`` itself (a dict nothing else refers to), without the
-    constructor's copy: :meth:`StudentState.apply` makes one per event."""
+    """A state holding ``components`` itself (a dict nothing else refers to and nothing will
+    change), without the constructor's copy: :meth:`StudentState.apply` makes one per event,
+    a batch fold one per student it changed."""
     state = object.__new__(StudentState)
     object.__setattr__(state, "student_id", student_id)
     object.__setattr__(state, "components", MappingProxyType(components))

@@ -57,6 +57,8 @@ class Partition:
         # The days a batch says were written before need no new expiry: they must be keys an
         # earlier checkpoint made. Any other day of the batch gets one.
         assert batch.days_written <= set(self.daily)
+        # The fold makes the batch's daily values as it goes: those of its applied events.
+        assert batch.daily == daily_values(batch.applied)
         for day, values in daily_values(batch.applied).items():
             self.daily.setdefault(day, {}).update(values)
         self.states.update(batch.states)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from learnflow import keys, state_codec
 from learnflow.bkt import BKTParams, ModelParameters
@@ -32,6 +33,15 @@ def test_encode_decode_is_exact(events: list[AttemptGraded]) -> None:
         for name, theirs in state.components.items()
         if (mine := saved.components[name]).last_attempt_at is not None
     )
+
+
+@given(st.lists(student_histories(), max_size=4))
+def test_states_encoded_together_are_each_encoded_alone(
+    histories: list[list[AttemptGraded]],
+) -> None:
+    states = [fold(events[0].student_id, events, MODEL) for events in histories]
+
+    assert state_codec.encode_many(states) == [state_codec.encode(s) for s in states]
 
 
 def test_a_state_saved_before_model_versions_reads_as_the_built_in_version() -> None:
