@@ -276,3 +276,70 @@ def test_attempts_saved_as_objects_read_the_same_as_arrays(
             await client.aclose()
 
     assert asyncio.run(read()) == [new, old]
+
+
+def test_a_read_folded_before_the_one_before_is_saved_settles_after_it_or_goes_with_it(
+    settings: Settings,
+) -> None:
+    """A host folds its next read while the checkpoint of the one before is written. Saved in
+    order, each read settles with its own states (what readers see never runs ahead of what is
+    saved); if the first checkpoint fails, the read folded on top of it is dropped with it, and
+    reading both again ends in the states of one fold."""
+    partition = 1000 + random.randrange(1_000_000)  # no real partition's history gets involved
+    model = load_model(settings.mastery)
+    thresholds = settings.mastery.thresholds()
+
+    def components(states: dict[str, StudentState]) -> dict[str, dict[str, object]]:
+        return {s: dict(state.components) for s, state in states.items()}
+
+    def folded(events: list[AttemptGraded], upto: int) -> dict[str, dict[str, object]]:
+        return components({
+            s: fold(s, [e for e in events[:upto] if e.student_id == s], model, thresholds)
+            for s in {e.student_id for e in events}
+        })  # fmt: skip
+
+    async def fold_twice_then(
+        events: list[AttemptGraded], fail_first: bool
+    ) -> list[dict[str, StudentState]]:
+        records = [(offset, e.key, e.to_json(), 0) for offset, e in enumerate(events)]
+        students = sorted({e.student_id for e in events})
+        stores = ShardStores(settings)
+        shard = StudentShard(settings, partition, f"test.pipeline.{uuid.uuid4().hex[:6]}", stores)
+        seen = []
+        try:
+            await shard.start()
+            first = await shard.fold(records[:15])
+            second = await shard.fold(records[15:30])  # on top of the first, not saved yet
+            assert first is not None and second is not None
+            if fail_first:  # the first checkpoint failed: both go, and the reads come again
+                shard.discard()
+                again = await shard.fold(records)
+                assert again is not None
+                await stores.checkpoint([again.folded.checkpoint])
+                shard.settle(again)
+            else:
+                await stores.checkpoint([first.folded.checkpoint])
+                shard.settle(first)
+                seen.append(await shard.state_of(students))
+                third = await shard.fold(records[30:])  # on top of the second, still unsaved
+                assert third is not None
+                for batch in (second, third):
+                    await stores.checkpoint([batch.folded.checkpoint])
+                    shard.settle(batch)
+            seen.append(await shard.state_of(students))
+            return seen
+        finally:
+            await shard.close()
+            await stores.pool.execute("DELETE FROM attempts WHERE kafka_partition = $1", partition)
+            await stores.close()
+
+    events = make_events(students=3, total=40, seed=12)  # fresh students each call
+    after_first, after_both = asyncio.run(fold_twice_then(events, fail_first=False))
+    assert components(after_first) == folded(events, 15)
+    assert components(after_both) == folded(events, 40)
+    assert {s: state.applied_offset for s, state in after_both.items()} == {
+        e.student_id: offset for offset, e in enumerate(events)
+    }
+    events = make_events(students=3, total=40, seed=12)
+    (replayed,) = asyncio.run(fold_twice_then(events, fail_first=True))
+    assert components(replayed) == folded(events, 40)
