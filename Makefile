@@ -44,10 +44,13 @@ lint: bootstrap ## ruff (lint + format check) and mypy
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy
 
-bench: bench-mastery bench-ingest bench-api ## Run every benchmark and print its figures
+bench: bench-mastery bench-hot-path bench-ingest bench-api ## Run every benchmark and print its figures
 
 bench-mastery: bootstrap ## BKT fit vs pyBKT 1.4.3 (C++): fit time, AUC, log-loss, RMSE, parameter MAE
 	@$(BIN)/python -m benchmarks.mastery
+
+bench-hot-path: bootstrap ## A shard host's CPU per event by stage (parse, fold, Redis commands, COPY rows), no services
+	@$(BIN)/python -m benchmarks.hot_path
 
 bench-ingest: up $(QUIX) ## Ingest path vs a bare Kafka consumer and Quix Streams: events/s, latency p50/p99, recovery
 	@$(BIN)/python -m benchmarks.ingest
