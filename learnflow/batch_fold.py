@@ -109,7 +109,7 @@ def fold_batch(
     # Each student's components are copied once per batch and changed in place by each of
     # its events: one new state per student the batch changed, not one per event.
     working: dict[str, _Working] = {}
-    changed: dict[str, None] = {}  # in the order of their first applied event
+    changed: dict[str, _Working] = {}  # in the order of their first applied event
     written: set[tuple[str, date]] = set()
     daily: dict[tuple[str, date], dict[str, float]] = {}
     applied: list[AppliedEvent] = []
@@ -140,7 +140,7 @@ def fold_batch(
             dead.append(DeadLetter(offset, event.key, record.value, f"apply failed: {err!r}"))
             continue
         entry.applied_offset = offset
-        changed[student] = None
+        changed[student] = entry
         applied.append(AppliedEvent(offset, event, version, mastery))
         timestamps.append(record.timestamp_ms)
         values = daily.get((student, day))
@@ -152,8 +152,7 @@ def fold_batch(
     dead.sort(key=lambda letter: letter.offset)
     states = {
         student: state_holding(student, entry.components, entry.applied_offset, version)
-        for student in changed
-        for entry in (working[student],)
+        for student, entry in changed.items()
     }
     checkpoint = CheckpointBatch(
         topic, partition, batch.last_offset, applied, states, version, frozenset(written), daily

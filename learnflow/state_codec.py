@@ -24,19 +24,18 @@ _DECODER: Final = msgspec.json.Decoder(
 )
 
 
+def _array(state: StudentState) -> tuple[int, str, int, int, dict[str, ComponentMastery]]:
+    return (2, state.student_id, state.applied_offset, state.model_version, dict(state.components))
+
+
 def encode(state: StudentState) -> bytes:
-    return _ENCODER.encode(
-        (2, state.student_id, state.applied_offset, state.model_version, dict(state.components))
-    )
+    return _ENCODER.encode(_array(state))
 
 
 def encode_many(states: Iterable[StudentState]) -> list[bytes]:
     """:func:`encode` of each of ``states``, in one call of the encoder (a JSON document never
     holds a raw newline: the lines it writes come apart again)."""
-    lines = _ENCODER.encode_lines(
-        [(2, s.student_id, s.applied_offset, s.model_version, dict(s.components)) for s in states]
-    )
-    return lines.split(b"\n")[:-1]
+    return _ENCODER.encode_lines([_array(state) for state in states]).split(b"\n")[:-1]
 
 
 def decode(raw: bytes | str) -> StudentState:
