@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from learnflow import events
 from learnflow.events import MAX_EVENT_BYTES, AttemptGraded, parse_event
 from learnflow.exceptions import InvalidEventError
 from tests.strategies import attempt_events
@@ -132,6 +133,39 @@ def test_repeated_component_is_refused() -> None:
     data = {**_valid(), "components": ["loops", "loops"]}
 
     assert rejected_fields(data) == ("components",)
+
+
+def test_a_component_repeated_among_three_is_refused() -> None:
+    data = {**_valid(), "components": ["loops", "lists", "loops"]}
+
+    assert rejected_fields(data) == ("components",)
+
+
+@pytest.mark.parametrize(
+    ("field", "bad", "named"),
+    [
+        ("student_id", "student 1", "student_id"),
+        ("exercise_id", "Sum-List", "exercise_id"),
+        ("components", ["loops", "Lists"], "components.1"),
+    ],
+)
+def test_a_bad_id_beside_ids_seen_before_is_still_refused(
+    field: str, bad: object, named: str
+) -> None:
+    assert parse_event(json.dumps(_valid()).encode()).components == ("loops",)
+
+    assert rejected_fields({**_valid(), field: bad}) == (named,)
+
+
+def test_ids_seen_before_are_checked_again_once_too_many_are_known(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(events, "_KNOWN_MAX", 3)
+    for n in range(5):
+        parse_event(json.dumps({**_valid(), "student_id": f"student-{n}"}).encode())
+
+    assert len(events._KNOWN_STUDENTS) <= 3
+    assert rejected_fields({**_valid(), "student_id": "student 9"}) == ("student_id",)
 
 
 def test_unknown_schema_version_is_named() -> None:
