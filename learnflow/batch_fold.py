@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date
 
 import msgspec
 
@@ -133,7 +133,8 @@ def fold_batch(
         if offset <= entry.applied_offset:
             skipped += 1
             continue
-        day = utc_day(event.submitted_at)
+        at = event.submitted_at  # utc_day, inline: once per event
+        day = at.date() if at.tzinfo is UTC else at.astimezone(UTC).date()
         try:
             mastery = apply_attempt(entry.components, event, model, thresholds, day)
         except Exception as err:  # a failing event is dead-lettered, the stream goes on
@@ -147,8 +148,7 @@ def fold_batch(
         if values is None:
             values = daily[student, day] = {}
         # One P(mastered) per component: strict's check would cost more than the copy.
-        for name, p in zip(event.components, mastery, strict=False):
-            values[name] = p
+        values.update(zip(event.components, mastery, strict=False))
     dead.sort(key=lambda letter: letter.offset)
     states = {
         student: state_holding(student, entry.components, entry.applied_offset, version)

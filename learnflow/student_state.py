@@ -55,30 +55,6 @@ def utc_day(moment: datetime) -> date:
     return moment.date() if moment.tzinfo is UTC else moment.astimezone(UTC).date()
 
 
-def attempt_component(
-    state: ComponentMastery,
-    correct: bool,
-    at: datetime,
-    model: ModelParameters,
-    component: str,
-    thresholds: LevelThresholds,
-    day: date,
-) -> ComponentMastery:
-    """Apply one attempt on one component (``day``: :func:`utc_day` of ``at``)."""
-    p = model.for_component(component).update(state.p_mastered, correct)
-    proficient_since, confirmed_on = state.proficient_since, state.confirmed_on
-    if p < thresholds.proficient:
-        proficient_since, confirmed_on = None, None
-    elif proficient_since is None:
-        proficient_since = day
-    elif correct and confirmed_on is None and day > proficient_since:
-        confirmed_on = day
-    # Positional: one of these is made per component of every event, on the hot path.
-    return ComponentMastery(
-        p, state.attempts + 1, state.correct + correct, at, proficient_since, confirmed_on
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class StudentState:
     """Everything LearnFlow knows about one student's mastery; immutable.
@@ -134,17 +110,34 @@ def apply_attempt(
 ) -> tuple[float, ...]:
     """Apply ``event`` to a working copy of a student's ``components``, in place, all of its
     components or none (``day``: :func:`utc_day` of the event's ``submitted_at``); return the
-    P(mastered) each of them has after it, in the event's order."""
-    at, passed, names = event.submitted_at, event.passed, event.components
-    updated = [
-        attempt_component(
-            found if (found := components.get(name)) is not None else initial(name, model),
-            passed, at, model, name, thresholds, day,
-        )
-        for name in names
-    ]  # fmt: skip
-    for name, component in zip(names, updated, strict=False):  # one length: no check per event
-        components[name] = component
+    P(mastered) each of them has after it, in the event's order.
+
+    Each component's P(mastered) takes the BKT update; the level ladder's days move with it:
+    ``proficient_since`` is the day it first reached proficient (reset below it), and
+    ``confirmed_on`` the day of a correct attempt after that one.
+    """
+    # One body for every component, inline: it runs for each component of every event.
+    at, correct, names = event.submitted_at, event.passed, event.components
+    parameters, default, proficient = model.components, model.default, thresholds.proficient
+    updated: list[ComponentMastery] = []
+    for name in names:
+        params = parameters.get(name, default)
+        state = components.get(name)
+        if state is None:
+            state = ComponentMastery(params.p_init)
+        p = params.update(state.p_mastered, correct)
+        proficient_since, confirmed_on = state.proficient_since, state.confirmed_on
+        if p < proficient:
+            proficient_since, confirmed_on = None, None
+        elif proficient_since is None:
+            proficient_since = day
+        elif correct and confirmed_on is None and day > proficient_since:
+            confirmed_on = day
+        # Positional: one of these is made per component of every event.
+        updated.append(ComponentMastery(
+            p, state.attempts + 1, state.correct + correct, at, proficient_since, confirmed_on
+        ))  # fmt: skip
+    components.update(zip(names, updated, strict=False))  # one length: no check per event
     return tuple([component.p_mastered for component in updated])
 
 
