@@ -13,9 +13,14 @@ from learnflow.student_state import StudentState
 class HistoryStore(Protocol):
     """Long-term history (PostgreSQL): attempts, weekly aggregates, the partition watermark."""
 
-    async def record(self, batches: Sequence[CheckpointBatch]) -> None:
+    def rows(self, batches: Sequence[CheckpointBatch]) -> bytes | None:
+        """The batches' attempt rows as :meth:`record` sends them, made ahead of it (``None``:
+        :meth:`record` makes what it sends itself)."""
+
+    async def record(self, batches: Sequence[CheckpointBatch], rows: bytes | None = None) -> None:
         """Write one checkpoint (the batches of one or more partitions of one topic) in one
-        transaction; writing it again changes nothing."""
+        transaction, with its ``rows`` if they were made ahead; writing it again changes
+        nothing."""
 
     async def watermark(self, topic: str, partition: int) -> int:
         """The highest offset recorded for the partition (-1 if none)."""
@@ -36,9 +41,14 @@ class StateStore(Protocol):
     async def load(self, student_ids: Sequence[str]) -> dict[str, StudentState]:
         """The saved state of each student that has one, in one round trip."""
 
-    async def save(self, batches: Sequence[CheckpointBatch]) -> None:
-        """Write one checkpoint (the batches of one or more partitions) atomically; writing it
-        again changes nothing."""
+    def commands(self, batches: Sequence[CheckpointBatch]) -> list[bytes]:
+        """The commands :meth:`save` sends for the batches, made ahead of it."""
+
+    async def save(
+        self, batches: Sequence[CheckpointBatch], commands: list[bytes] | None = None
+    ) -> None:
+        """Write one checkpoint (the batches of one or more partitions) atomically, with its
+        ``commands`` if they were made ahead; writing it again changes nothing."""
 
     async def watermark(self, topic: str, partition: int) -> int:
         """The highest offset whose students are all saved (-1 if none)."""

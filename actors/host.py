@@ -18,12 +18,13 @@ import gc
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 
 from actors.feed import POLL_S, PartitionFeed
-from actors.shard import Folded, ShardStores, StudentShard
+from actors.shard import Folded, PreparedCheckpoint, ShardStores, StudentShard
 from ingest.dead_letters import DeadLetterProducer
 from learnflow.batches import BatchResult, DeadLetter, Record
 from learnflow.deadline import Deadline
@@ -44,6 +45,14 @@ host stopped."""
 
 class NotHostedError(LearnFlowError):
     """A call named a partition this host does not hold."""
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A read's partitions, folded, and what their one checkpoint sends."""
+
+    folds: list[tuple[StudentShard, Folded]]
+    checkpoint: PreparedCheckpoint
 
 
 def hosts(settings: Settings) -> int:
@@ -190,11 +199,11 @@ class ShardHost:
                     if records and self._first_read_at is None:
                         self._first_read_at = time.time()
                     await self._stores.follow_model()
-                    prepared = await self._fold(records) if records else []
+                    prepared = await self._fold(records) if records else None
                     if writing is not None:
                         await writing
                         writing = None
-                    if prepared:
+                    if prepared is not None:
                         writing = asyncio.get_running_loop().create_task(
                             self._write(prepared, feed, dead_letters)
                         )
@@ -228,34 +237,35 @@ class ShardHost:
                 shard.feeding = False
             await asyncio.to_thread(feed.close)
 
-    async def _fold(self, records: dict[int, list[Record]]) -> list[tuple[StudentShard, Folded]]:
-        """Fold each partition's records (on top of what is folded and not yet saved)."""
-        prepared: list[tuple[StudentShard, Folded]] = []
+    async def _fold(self, records: dict[int, list[Record]]) -> _Prepared | None:
+        """Fold each partition's records (on top of what is folded and not yet saved), and
+        make what their checkpoint sends; ``None`` if nothing is left to save."""
+        folds: list[tuple[StudentShard, Folded]] = []
         for partition in sorted(records):
             shard = self._shard(partition)
             folded = await shard.fold(records[partition])
             if folded is not None:
-                prepared.append((shard, folded))
+                folds.append((shard, folded))
             await asyncio.sleep(0)  # the checkpoint being written goes on between partitions
-        return prepared
+        if not folds:
+            return None
+        checkpoint = self._stores.prepare([folded.folded.checkpoint for _, folded in folds])
+        return _Prepared(folds, checkpoint)
 
     async def _write(
-        self,
-        prepared: list[tuple[StudentShard, Folded]],
-        feed: PartitionFeed,
-        dead_letters: DeadLetterProducer,
+        self, prepared: _Prepared, feed: PartitionFeed, dead_letters: DeadLetterProducer
     ) -> None:
         """Save the folded partitions in one checkpoint, then settle each, wake its readers
         and deliver its dead letters."""
         began = time.perf_counter()
-        await self._stores.checkpoint([folded.folded.checkpoint for _, folded in prepared])
+        await self._stores.write(prepared.checkpoint)
         seconds = time.perf_counter() - began
         self._checkpoints += 1
         results: list[BatchResult] = []
-        for shard, folded in prepared:
+        for shard, folded in prepared.folds:
             shard.checkpointed(seconds)
             results.append(shard.settle(folded))
-        for shard, _ in prepared:
+        for shard, _ in prepared.folds:
             await shard.notify()
         for result in results:
             if result.dead_letters:

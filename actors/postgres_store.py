@@ -127,7 +127,16 @@ class PostgresHistoryStore:
         self._small_rows = small_rows
         """Checkpoints of at most this many rows are recorded in one round trip."""
 
-    async def record(self, batches: Sequence[CheckpointBatch]) -> None:
+    def rows(self, batches: Sequence[CheckpointBatch]) -> bytes | None:
+        """Every attempt row of the batches in ``COPY`` format, made ahead of :meth:`record`
+        (which sends them when every row lies above its partition's watermark, as it does but
+        after a failure); ``None`` for a checkpoint small enough for one round trip."""
+        if sum(len(batch.applied) for batch in batches) <= self._small_rows:
+            return None
+        return copy_data([(batch.partition, applied) for batch in batches
+                          for applied in batch.applied])  # fmt: skip
+
+    async def record(self, batches: Sequence[CheckpointBatch], rows: bytes | None = None) -> None:
         if not batches:
             return
         topic = batches[0].topic
@@ -147,16 +156,18 @@ class PostgresHistoryStore:
                 row["partition"]: row["kafka_offset"]
                 for row in await conn.fetch(_LOCK_WATERMARKS, topic, partitions)
             }
-            rows: list[tuple[int, AppliedEvent]] = []
-            for batch in batches:
-                mark, partition = marks[batch.partition], batch.partition
-                rows += ((partition, applied) for applied in batch.applied
-                         if applied.offset > mark)  # fmt: skip
-            if rows:
+            # A batch's rows are in offset order: all lie above the watermark if its first does.
+            replayed = any(batch.applied and batch.applied[0].offset <= marks[batch.partition]
+                           for batch in batches)  # fmt: skip
+            if rows is None or replayed:
+                above = [(batch.partition, applied) for batch in batches
+                         for applied in batch.applied
+                         if applied.offset > marks[batch.partition]]  # fmt: skip
+                rows = copy_data(above) if above else None
+            if rows is not None:
                 await conn.copy_to_table(
-                    "attempts", source=_once(copy_data(rows)), columns=ATTEMPT_COLUMNS,
-                    format="binary",
-                )  # fmt: skip
+                    "attempts", source=_once(rows), columns=ATTEMPT_COLUMNS, format="binary"
+                )
             await conn.execute(_MOVE_WATERMARKS, topic, partitions, last_offsets)
 
     async def close(self) -> None:
@@ -259,7 +270,7 @@ def copy_data(rows: Sequence[tuple[int, AppliedEvent]]) -> bytes:
         student, exercise = event.student_id.encode(), event.exercise_id.encode()
         at = (event.submitted_at - _PG_EPOCH) // _MICROSECOND
         parts += (
-            _ROW_START, event.event_id.bytes, _LENGTH(len(student)), student,
+            _ROW_START, event.event_id.int.to_bytes(16, "big"), _LENGTH(len(student)), student,
             _LENGTH(len(exercise)), exercise, _text_array(event.components),
             _MIDDLE(1, event.passed, 8, event.score, 4, event.tests_passed, 4,
                     event.tests_total, 4, event.duration_ms, 8, at, 4, partition, 8,

@@ -194,11 +194,13 @@ class RedisStateStore:
             if value is not None
         }
 
-    async def save(self, batches: Sequence[CheckpointBatch]) -> None:
+    async def save(
+        self, batches: Sequence[CheckpointBatch], commands: list[bytes] | None = None
+    ) -> None:
         """Write one checkpoint (each partition's students lie on that partition only, so the
-        batches never share a student)."""
+        batches never share a student), with its :meth:`commands` if they were made ahead."""
         if batches:
-            await transact(self._redis, self.commands(batches))
+            await transact(self._redis, self.commands(batches) if commands is None else commands)
 
     def commands(self, batches: Sequence[CheckpointBatch]) -> list[bytes]:
         """The commands of one checkpoint, packed (by hiredis, in C). The partitions' watermarks

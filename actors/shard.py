@@ -93,8 +93,18 @@ class ShardStores:
         3. Only then do the shards' memory and the feed's position move on. Until then, a
            crash anywhere means the batches are read again: no event is lost.
         """
-        await self.history.record(batches)
-        await self.redis.save(batches)
+        await self.write(self.prepare(batches))
+
+    def prepare(self, batches: list[CheckpointBatch]) -> PreparedCheckpoint:
+        """What :meth:`checkpoint` sends for ``batches``, made ahead of the writing: a host
+        makes it with the fold, so that while a checkpoint is written the stores do all the
+        work left."""
+        return PreparedCheckpoint(batches, self.history.rows(batches), self.redis.commands(batches))
+
+    async def write(self, prepared: PreparedCheckpoint) -> None:
+        """:meth:`checkpoint` with what was made ahead."""
+        await self.history.record(prepared.batches, prepared.rows)
+        await self.redis.save(prepared.batches, prepared.commands)
 
     async def close(self) -> None:
         if hasattr(self, "history"):
@@ -103,6 +113,16 @@ class ShardStores:
         if hasattr(self, "redis"):
             await self.redis.close()
             del self.redis
+
+
+@dataclass(frozen=True)
+class PreparedCheckpoint:
+    """One checkpoint's batches and what writing them sends: the attempt rows for PostgreSQL
+    (``None``: the store makes them as it writes) and the Redis transaction's commands."""
+
+    batches: list[CheckpointBatch]
+    rows: bytes | None
+    commands: list[bytes]
 
 
 @dataclass

@@ -58,11 +58,15 @@ def _merge(pieces: list[CheckpointBatch]) -> CheckpointBatch:
 
 
 @pytest.mark.parametrize(
-    "small_rows", [postgres_store.SMALL_CHECKPOINT_ROWS, 0], ids=["one-call", "copy"]
+    ("small_rows", "ahead"),
+    [(postgres_store.SMALL_CHECKPOINT_ROWS, False), (0, False), (0, True)],
+    ids=["one-call", "copy", "copy-made-ahead"],
 )
 def test_overlapping_replays_record_each_event_and_step_once(
-    settings: Settings, small_rows: int
+    settings: Settings, small_rows: int, ahead: bool
 ) -> None:
+    """``ahead``: each checkpoint's rows are made before it is recorded, as a shard host makes
+    them with the fold, and hold the replayed rows too."""
     pieces, by_student = _batches(settings, total=40)
 
     async def record_with_replays() -> None:
@@ -72,7 +76,10 @@ def test_overlapping_replays_record_each_event_and_step_once(
             # As after crashes and rewinds: replays start earlier and end later than what
             # was recorded, so one batch mixes recorded and new steps of the same week.
             for lo, hi in [(0, 10), (5, 20), (0, 30), (25, 40), (0, 40)]:
-                await store.record([_merge(pieces[lo:hi])])
+                batch = _merge(pieces[lo:hi])
+                rows = store.rows([batch]) if ahead else None
+                assert (rows is not None) == ahead
+                await store.record([batch], rows)
             assert await store.watermark(pieces[0].topic, 0) == 39
         finally:
             await store.close()
