@@ -89,6 +89,8 @@ class PartitionFeed:
             await asyncio.sleep(self._settings.linger_ms / 1000)
             messages += self._consumer.consume(limit - len(messages), timeout=0)
         records: dict[int, list[Record]] = {}
+        # A fetch brings each partition's records in runs: its list is looked up once a run.
+        current, into = None, None
         for msg in messages:
             err = msg.error()
             if err is not None:
@@ -96,10 +98,11 @@ class PartitionFeed:
                     logger.warning("%s: consume error: %s", self.topic, err)
                 continue
             offset, partition = msg.offset(), msg.partition()
-            if offset is not None and partition is not None:  # always, for a record
-                records.setdefault(partition, []).append(
-                    (offset, msg.key(), msg.value(), msg.timestamp()[1])
-                )
+            if offset is None or partition is None:  # never, for a record
+                continue
+            if partition != current or into is None:
+                current, into = partition, records.setdefault(partition, [])
+            into.append((offset, msg.key(), msg.value(), msg.timestamp()[1]))
         return records
 
     def checkpointed(self, partition: int, offset: int) -> None:
