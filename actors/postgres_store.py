@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -259,7 +260,7 @@ _TEXT_OID, _FLOAT8_OID = 25, 701
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _text_arrays: dict[tuple[str, ...], bytes] = {}
-_float_arrays: dict[int, struct.Struct] = {}
+_float_arrays: dict[int, Callable[..., bytes]] = {}
 
 
 def copy_data(rows: Sequence[tuple[int, AppliedEvent]]) -> bytes:
@@ -298,12 +299,17 @@ def _float_array(values: tuple[float, ...]) -> bytes:
     """A ``float8[]`` field (length included)."""
     count = len(values)
     packer = _float_arrays.get(count)
-    if packer is None:
-        packer = _float_arrays[count] = struct.Struct("!iiiIii" + "id" * count)
-    fields: list[Any] = [20 + 12 * count, 1, 0, _FLOAT8_OID, count, 1]
-    for p in values:
-        fields += (8, p)
-    return packer.pack(*fields)
+    if packer is None:  # the array's head goes in with each count's packer
+        packer = _float_arrays[count] = partial(
+            struct.Struct("!iiiIii" + "id" * count).pack, 20 + 12 * count, 1, 0, _FLOAT8_OID,
+            count, 1,
+        )  # fmt: skip
+    # Each value is its length (8) and its bytes; most events name one or two components.
+    if count == 1:
+        return packer(8, values[0])
+    if count == 2:
+        return packer(8, values[0], 8, values[1])
+    return packer(*[part for p in values for part in (8, p)])
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
