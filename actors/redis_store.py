@@ -141,10 +141,10 @@ _SUMMARY_ENCODER = msgspec.json.Encoder()
 _SUMMARY_DECODER = msgspec.json.Decoder(AttemptSummary)
 _NAMED_SUMMARY_DECODER = msgspec.json.Decoder(_NamedSummary)
 _TRIM_MASK = 15
-"""A student's latest attempts at an exercise are trimmed to ``attempts_kept`` when a
-checkpoint adds several, or for the one event in 16 whose id (a hash) ends in four zero bits:
-about every 16th time, not every time, a command per event less. Readers take the newest
-``attempts_kept``."""
+"""A student's latest attempts at an exercise are trimmed to ``attempts_kept`` for the one
+event in 16 whose id (a hash) ends in four zero bits, or when a checkpoint adds more than 15 to
+one set: about every 16th attempt, not every time, a command per event less, and a set never
+holds more than about 16 beyond those kept. Readers take the newest ``attempts_kept``."""
 
 
 def _summary(raw: bytes) -> dict[str, Any]:
@@ -251,7 +251,7 @@ class RedisStateStore:
             members = attempts.get(key)
             if members is None:
                 members = attempts[key] = ["ZADD", key]
-            else:
+            elif len(members) > 2 * _TRIM_MASK:  # "ZADD", the key and 16 pairs already
                 due.add(key)
             if event.event_id.int & _TRIM_MASK == 0:
                 due.add(key)

@@ -3,12 +3,15 @@ mastery and attempt summaries, though each kind is encoded for the whole checkpo
 
 from __future__ import annotations
 
+import uuid
+
 import hiredis
 import msgspec
+import pytest
 from hypothesis import given, settings
 
 from actors.redis_store import AttemptSummary, RedisStateStore, connect
-from learnflow import keys, state_codec
+from learnflow import keys, state_codec, synthetic
 from learnflow.batch_fold import FoldedBatch, daily_values, fold_batch, parse_batch
 from learnflow.batches import Record
 from learnflow.bkt import BKTParams, ModelParameters
@@ -63,3 +66,23 @@ def test_each_value_reads_back_as_written_alone(records: list[Record]) -> None:
         for a in batch.applied
         for e in (a.event,)
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(("added", "trimmed"), [(1, False), (15, False), (16, True), (40, True)])
+def test_a_set_is_trimmed_when_a_checkpoint_adds_more_than_fifteen_to_it(
+    added: int, trimmed: bool
+) -> None:
+    """Events none of whose ids is due (a hash whose last four bits are not all zero): only
+    the count one checkpoint adds to the student's set for the exercise trims it."""
+    events = [
+        msgspec.structs.replace(event, student_id="s-1", exercise_id="ex-1", event_id=uuid.UUID(
+            int=(event.event_id.int & ~15) | 1
+        ))
+        for event in synthetic.attempt_events(1, added, seed=5, prefix="s")
+    ]  # fmt: skip
+    records: list[Record] = [(n, b"s-1", event.to_json(), 0) for n, event in enumerate(events)]
+    _, commands = _commands(records)
+
+    trims = [c for c in commands if c[0] == b"ZREMRANGEBYRANK"]
+    assert [c[1] for c in trims] == ([keys.attempts("s-1", "ex-1").encode()] if trimmed else [])
+    assert sum(len(c) - 2 for c in commands if c[0] == b"ZADD") == 2 * added
