@@ -475,16 +475,21 @@ async def _drop_history(settings: Settings, run: str) -> None:
         await conn.close()
 
 
-def warm_platform(base: Settings, run: str) -> float:
-    """Run ``WARM_UP_EVENTS`` through the full path on a topic, namespace and students of
-    their own, removed afterwards; return their rate."""
+def bench_run(base: Settings, run: str) -> tuple[Settings, ShardKeeper]:
+    """A run's settings, its events topic made, and the keeper of its shard hosts."""
     settings = bench_settings(base, run)
     topics.ensure_topics(
         topics.admin_client(settings.kafka),
         topics.learnflow_topics(settings.kafka)[:1],
         Deadline.after(60),
     )
-    driver = ShardKeeper(settings)
+    return settings, ShardKeeper(settings)
+
+
+def warm_platform(base: Settings, run: str) -> float:
+    """Run ``WARM_UP_EVENTS`` through the full path on a topic, namespace and students of
+    their own, removed afterwards; return their rate."""
+    settings, driver = bench_run(base, run)
     try:
         produce(settings, make_values(run, WARM_UP_EVENTS, STUDENTS, seed=2))
         rate, _ = full_path_rate(settings, WARM_UP_EVENTS, driver)
@@ -573,14 +578,8 @@ def postgres_row_floor(settings: Settings, rows: int = 20_000) -> float:
 def main() -> None:
     base = Settings()
     run = uuid.uuid4().hex[:6]
-    settings = bench_settings(base, run)
-    local_ray.connect(settings)
-    topics.ensure_topics(
-        topics.admin_client(settings.kafka),
-        topics.learnflow_topics(settings.kafka)[:1],
-        Deadline.after(60),
-    )
-    driver = ShardKeeper(settings)
+    local_ray.connect(bench_settings(base, run))
+    settings, driver = bench_run(base, run)
     try:
         say(f"warming the platform up: {WARM_UP_EVENTS:,} events through the full path …")
         say(f"  {warm_platform(base, f'{run}w'):,.0f} events/s (not timed against the peer)")
