@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import date
 
 import msgspec
 
@@ -86,7 +86,7 @@ def parse_batch(records: Sequence[Record]) -> ParsedBatch:
         except InvalidEventError as err:
             dead.append(DeadLetter(offset, key, value, f"invalid event: {err.reason}"))
             continue
-        if key != event.student_id.encode():  # event.key, inline: once per event
+        if key != event.key:
             dead.append(DeadLetter(offset, key, value, "message key is not the event's student_id"))
             continue
         keep(ParsedRecord(offset, event, timestamp, value))
@@ -134,8 +134,7 @@ def fold_batch(
         if offset <= entry.applied_offset:
             skipped += 1
             continue
-        at = event.submitted_at  # utc_day, inline: once per event
-        day = at.date() if at.tzinfo is UTC else at.astimezone(UTC).date()
+        day = utc_day(event.submitted_at)
         try:
             mastery = apply_attempt(entry.components, event, model, thresholds, day)
         except Exception as err:  # a failing event is dead-lettered, the stream goes on

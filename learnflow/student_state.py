@@ -118,14 +118,13 @@ def apply_attempt(
     """
     # One body for every component, inline: it runs for each component of every event.
     at, correct, names = event.submitted_at, event.passed, event.components
-    parameters, default, proficient = model.components, model.default, thresholds.proficient
+    proficient = thresholds.proficient
     updated: list[ComponentMastery] = []
     for name in names:
-        params = parameters.get(name, default)
         state = components.get(name)
         if state is None:
-            state = ComponentMastery(params.p_init)
-        p = params.update(state.p_mastered, correct)
+            state = initial(name, model)
+        p = model.for_component(name).update(state.p_mastered, correct)
         proficient_since, confirmed_on = state.proficient_since, state.confirmed_on
         if p < proficient:
             proficient_since, confirmed_on = None, None
